@@ -1,0 +1,27 @@
+"""Numba kernels of the library: pure functions over arrays with explicit outputs.
+
+Every kernel takes C-contiguous float32 or float64 arrays (one dtype per call),
+writes its results into arrays the caller passes, and can be called from Python or
+from the caller's own ``@njit`` code. The API in ``nn`` validates shapes and dtypes
+before calling them; called directly, a kernel trusts its arguments.
+"""
+from ._reduce import BLOCK_ROWS, PARALLEL_MIN_SIZE, column_sums, n_blocks, ordered_sum
+from .activations import (
+    ACT_IDENTITY, ACT_LEAKY_RELU, ACT_RELU, ACT_SIGMOID, ACT_TANH, ACTIVATION_CODES,
+    LEAKY_RELU_SLOPE, activation_backward, activation_forward,
+)
+from .dense import dense_backward, dense_forward, weight_penalty
+from .losses import (
+    count_binary_correct, count_correct, mean_squared_error, sigmoid_binary_cross_entropy, softmax,
+    softmax_cross_entropy,
+)
+from .optim import sgd_step
+
+__all__ = [
+    "ACT_IDENTITY", "ACT_LEAKY_RELU", "ACT_RELU", "ACT_SIGMOID", "ACT_TANH",
+    "ACTIVATION_CODES", "BLOCK_ROWS", "LEAKY_RELU_SLOPE", "PARALLEL_MIN_SIZE",
+    "activation_backward", "activation_forward", "column_sums", "count_binary_correct",
+    "count_correct", "dense_backward",
+    "dense_forward", "mean_squared_error", "n_blocks", "ordered_sum", "sgd_step",
+    "sigmoid_binary_cross_entropy", "softmax", "softmax_cross_entropy", "weight_penalty",
+]

@@ -1,0 +1,165 @@
+"""Dense layer: BLAS GEMM plus one fused elementwise pass, forward and backward.
+
+Forward:  Z = X @ W + b,  A = act(Z).
+Backward: dZ = dA * act'(Z),  db = sum_rows dZ,
+          dW = X.T @ dZ + (l2/m) W + (l1/m) sign(W),  dX = dZ @ W.T,
+with m = X.shape[0], the examples in the mini-batch. This is the one place where
+regularization enters the gradient; ``weight_penalty`` holds the matching cost term.
+"""
+import numpy as np
+from numba import njit, prange
+
+from ._reduce import PARALLEL_MIN_SIZE, fold_blocks, BLOCK_ROWS
+from .activations import activate, activate_grad
+
+
+@njit(cache=True, inline="always")
+def _bias_act_row(z_row, b, act_code, a_row):
+    if b.shape[0] != 0:
+        for j in range(z_row.shape[0]):
+            z = z_row[j] + b[j]
+            z_row[j] = z
+            a_row[j] = activate(z, act_code)
+    else:
+        for j in range(z_row.shape[0]):
+            a_row[j] = activate(z_row[j], act_code)
+
+
+@njit(cache=True)
+def _bias_act_serial(Z, b, act_code, A):
+    for i in range(Z.shape[0]):
+        _bias_act_row(Z[i], b, act_code, A[i])
+
+
+@njit(cache=True, parallel=True)
+def _bias_act_parallel(Z, b, act_code, A):
+    for i in prange(Z.shape[0]):
+        _bias_act_row(Z[i], b, act_code, A[i])
+
+
+@njit(cache=True)
+def dense_forward(X, W, b, act_code, Z, A):
+    """A = act(X @ W + b), keeping the pre-activation Z for backward.
+
+    X (n, k) read; W (k, m) read; b (m,) read, or shape (0,) for no bias;
+    act_code int (``kernels.ACT_*``); Z (n, m) written; A (n, m) written (may be Z
+    when act_code is ``ACT_IDENTITY``). All float arrays share one dtype; Z C-contiguous.
+
+    Notes: GEMM by BLAS (``np.dot``), then one pass parallel over rows for large
+    outputs; elementwise only, so the same bits for any Numba thread count.
+    """
+    np.dot(X, W, Z)
+    if Z.size >= PARALLEL_MIN_SIZE:
+        _bias_act_parallel(Z, b, act_code, A)
+    else:
+        _bias_act_serial(Z, b, act_code, A)
+
+
+@njit(cache=True, inline="always")
+def _grad_block(Z, A, dA, act_code, blk, dZ, scratch, with_bias):
+    n, d = Z.shape
+    if with_bias:
+        for j in range(d):
+            scratch[blk, j] = 0.0
+    for i in range(blk * BLOCK_ROWS, min(n, (blk + 1) * BLOCK_ROWS)):
+        for j in range(d):
+            g = dA[i, j] * activate_grad(Z[i, j], A[i, j], act_code)
+            dZ[i, j] = g
+            if with_bias:
+                scratch[blk, j] += g
+
+
+@njit(cache=True)
+def _grad_serial(Z, A, dA, act_code, dZ, scratch, with_bias):
+    for blk in range(scratch.shape[0]):
+        _grad_block(Z, A, dA, act_code, blk, dZ, scratch, with_bias)
+
+
+@njit(cache=True, parallel=True)
+def _grad_parallel(Z, A, dA, act_code, dZ, scratch, with_bias):
+    for blk in prange(scratch.shape[0]):
+        _grad_block(Z, A, dA, act_code, blk, dZ, scratch, with_bias)
+
+
+@njit(cache=True, inline="always")
+def _penalty_cost(sq, ab, l2, l1, m):
+    """(l2 / (2 m)) sum W^2 + (l1 / m) sum |W|, from the two sums."""
+    return l2 / (2.0 * m) * sq + l1 / m * ab
+
+
+@njit(cache=True, inline="always")
+def _add_penalty_grad(W, l2_over_m, l1_over_m, dW):
+    """dW += (l2/m) W + (l1/m) sign(W); returns (sum W^2, sum |W|) read on the way."""
+    l2_ = dW.dtype.type(l2_over_m)
+    l1_ = dW.dtype.type(l1_over_m)
+    zero = dW.dtype.type(0.0)
+    sq = 0.0  # float64 accumulators: float32 drifts over 1e5+ weights
+    ab = 0.0
+    for i in range(W.shape[0]):
+        for j in range(W.shape[1]):
+            w = W[i, j]
+            g = dW[i, j] + l2_ * w
+            if w > zero:
+                g += l1_
+            elif w < zero:
+                g -= l1_
+            dW[i, j] = g
+            w64 = np.float64(w)
+            sq += w64 * w64
+            ab += abs(w64)
+    return sq, ab
+
+
+@njit(cache=True)
+def dense_backward(X, W, Z, A, dA, act_code, l2, l1, dZ, dW, db, dX, scratch):
+    """Gradients of a dense layer: dZ, db, dW (with the L2 and L1 terms) and dX.
+
+    X (n, k) read; W (k, m) read; Z, A (n, m) read (from ``dense_forward``); dA (n, m)
+    read; act_code int; l2, l1 float (lambda of each penalty, >= 0); dZ (n, m) written
+    (may be dA itself); dW (k, m) written; db (m,) written, or shape (0,) for no bias;
+    dX (n, k) written, or shape (0, 0) to skip it (first layer); scratch
+    (n_blocks(n), m) float64 written.
+
+    Returns the penalty's cost term (``weight_penalty(W, l2, l1, m)``, read on the
+    way through W), 0.0 when l2 and l1 are 0.
+
+    Notes: the activation derivative and the bias sum are one pass over fixed row
+    blocks (parallel for large inputs, folded in order: the same bits for any thread
+    count); then the GEMMs by BLAS.
+    """
+    m = X.shape[0]
+    with_bias = db.shape[0] != 0
+    # Identity without bias into dZ aliasing dA has nothing to do.
+    if act_code != 0 or with_bias or dZ.ctypes.data != dA.ctypes.data:
+        if Z.size >= PARALLEL_MIN_SIZE:
+            _grad_parallel(Z, A, dA, act_code, dZ, scratch, with_bias)
+        else:
+            _grad_serial(Z, A, dA, act_code, dZ, scratch, with_bias)
+    if with_bias:
+        fold_blocks(scratch, db)
+    np.dot(X.T, dZ, dW)
+    cost = 0.0
+    if l2 != 0.0 or l1 != 0.0:
+        sq, ab = _add_penalty_grad(W, l2 / m, l1 / m, dW)
+        cost = _penalty_cost(sq, ab, l2, l1, m)
+    if dX.size != 0:
+        np.dot(dZ, W.T, dX)
+    return cost
+
+
+@njit(cache=True)
+def weight_penalty(W, l2, l1, m):
+    """The cost term of the penalties: (l2 / (2 m)) ||W||_F^2 + (l1 / m) sum |W|.
+
+    W (k, n) read; l2, l1 float >= 0; m the examples in the mini-batch. Returns float64.
+    """
+    if l2 == 0.0 and l1 == 0.0:
+        return 0.0
+    sq = 0.0  # float64 accumulators, as in _add_penalty_grad
+    ab = 0.0
+    for i in range(W.shape[0]):
+        for j in range(W.shape[1]):
+            w = np.float64(W[i, j])
+            sq += w * w
+            ab += abs(w)
+    return _penalty_cost(sq, ab, l2, l1, m)

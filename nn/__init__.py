@@ -1,0 +1,24 @@
+"""nn: train fully connected networks on the CPU, fast, with Numba kernels underneath.
+
+The public names (see README.md):
+
+>>> import nn
+>>> model = nn.Sequential([nn.Dense(64, 32, activation="relu"), nn.Dense(32, 10)], seed=0)
+"""
+from . import data, datasets, initializers
+from ._threads import get_num_threads, set_num_threads
+from .diagnostics import gradient_check
+from .layers import Activation, Dense, Layer
+from .losses import BinaryCrossEntropy, Loss, MeanSquaredError, SoftmaxCrossEntropy
+from .model import Sequential
+from .optimizers import SGD, Optimizer
+from .training import Callback, DivergenceError, History
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Activation", "BinaryCrossEntropy", "Callback", "Dense", "DivergenceError", "History",
+    "Layer", "Loss", "MeanSquaredError", "Optimizer", "SGD", "Sequential",
+    "SoftmaxCrossEntropy", "data", "datasets", "get_num_threads", "gradient_check",
+    "initializers", "set_num_threads",
+]

@@ -1,0 +1,116 @@
+"""Checks of arrays, labels and scalars: the one source of the API's error messages.
+
+Every message names where it was raised, the argument, what is needed and what was
+got, e.g. ``Sequential.fit: lr must be > 0; got -0.1.``
+"""
+import numbers
+
+import numpy as np
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def check_dtype(dtype, where="Sequential"):
+    """Return the model dtype, float32 or float64."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"{where}: dtype must be float32 or float64; got {dtype!r}.") from None
+    if dt not in FLOAT_DTYPES:
+        raise TypeError(f"{where}: dtype must be float32 or float64; got {dt}.")
+    return dt
+
+
+def check_array(name, a, *, where, dtype, ndim=2, n_cols=None, n_rows=None, finite=True):
+    """Validate a numeric array and return it C-contiguous in ``dtype``.
+
+    Rejects non-numeric, complex and object arrays (TypeError), wrong ndim, empty
+    arrays, wrong column or row counts, and NaN or infinity (ValueError).
+    """
+    if isinstance(a, (str, bytes)) or a is None:
+        raise TypeError(f"{where}: {name} must be a numeric array; got {type(a).__name__}.")
+    try:
+        arr = np.asarray(a)
+    except (ValueError, TypeError) as exc:
+        raise TypeError(f"{where}: {name} must be a numeric array; got {type(a).__name__} "
+                        f"that NumPy cannot convert ({exc}).") from None
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+        raise TypeError(f"{where}: {name} must be numeric; got dtype {arr.dtype}.")
+    if np.issubdtype(arr.dtype, np.complexfloating):
+        raise TypeError(f"{where}: {name} must be real; got dtype {arr.dtype}.")
+    if arr.ndim != ndim:
+        raise ValueError(f"{where}: {name} must be {ndim}-D; got shape {arr.shape}.")
+    if arr.size == 0:
+        raise ValueError(f"{where}: {name} is empty; got shape {arr.shape}.")
+    if n_cols is not None and arr.shape[1] != n_cols:
+        raise ValueError(f"{where}: {name} must have {n_cols} columns (features); "
+                         f"got shape {arr.shape}.")
+    if n_rows is not None and arr.shape[0] != n_rows:
+        raise ValueError(f"{where}: {name} must have {n_rows} rows, one per sample of X; "
+                         f"got {arr.shape[0]}.")
+    if finite and np.issubdtype(arr.dtype, np.floating) and not np.isfinite(arr).all():
+        raise ValueError(f"{where}: {name} contains NaN or infinite values.")
+    out = np.ascontiguousarray(arr, dtype=dtype)
+    if finite and not np.isfinite(out).all():
+        raise ValueError(f"{where}: {name} has values too large for {np.dtype(dtype)}.")
+    return out
+
+
+def check_labels(name, y, *, where, n_classes, n_rows):
+    """Class labels as int64 indices in [0, n_classes); one-hot rows are accepted."""
+    if isinstance(y, (str, bytes)) or y is None:
+        raise TypeError(f"{where}: {name} must be an array of class labels; "
+                        f"got {type(y).__name__}.")
+    arr = np.asarray(y)
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+        raise TypeError(f"{where}: {name} must hold integer class labels; got dtype {arr.dtype}.")
+    if arr.ndim == 2 and arr.shape[1] == n_classes and n_classes > 1:
+        if arr.size and not (np.isin(arr, (0, 1)).all() and (arr.sum(axis=1) == 1).all()):
+            raise ValueError(f"{where}: {name} given as 2-D must be one-hot rows with a "
+                             f"single 1 among {n_classes} columns.")
+        arr = arr.argmax(axis=1)
+    if arr.ndim != 1:
+        raise ValueError(f"{where}: {name} must be 1-D class labels (n_samples,) or one-hot "
+                         f"(n_samples, {n_classes}); got shape {arr.shape}.")
+    if arr.shape[0] != n_rows:
+        raise ValueError(f"{where}: {name} must have {n_rows} labels, one per row of X; "
+                         f"got {arr.shape[0]}.")
+    if arr.size == 0:
+        raise ValueError(f"{where}: {name} is empty.")
+    if np.issubdtype(arr.dtype, np.floating):
+        if not np.isfinite(arr).all() or (arr != np.round(arr)).any():
+            raise ValueError(f"{where}: {name} must hold integer class labels; got "
+                             f"non-integer values such as {arr[arr != np.round(arr)][:1]}.")
+    labels = arr.astype(np.int64)
+    low, high = labels.min(), labels.max()
+    if low < 0 or high >= n_classes:
+        bad = low if low < 0 else high
+        raise ValueError(f"{where}: {name} contains label {bad}, outside [0, {n_classes}).")
+    return np.ascontiguousarray(labels)
+
+
+def check_scalar(name, value, *, where, low=None, high=None, low_open=False,
+                 high_open=False, integer=False):
+    """A real (or integer) scalar within bounds; returns it as float or int."""
+    kind = "an integer" if integer else "a real number"
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or (
+            integer and not isinstance(value, numbers.Integral)):
+        raise TypeError(f"{where}: {name} must be {kind}; got {value!r}.")
+    value = int(value) if integer else float(value)
+    if not integer and not np.isfinite(value):
+        raise ValueError(f"{where}: {name} must be finite; got {value}.")
+    if low is not None and (value <= low if low_open else value < low):
+        raise ValueError(f"{where}: {name} must be {'>' if low_open else '>='} {low}; "
+                         f"got {value}.")
+    if high is not None and (value >= high if high_open else value > high):
+        raise ValueError(f"{where}: {name} must be {'<' if high_open else '<='} {high}; "
+                         f"got {value}.")
+    return value
+
+
+def check_choice(name, value, choices, *, where):
+    """A string among ``choices`` (a dict or sequence of names)."""
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{where}: unknown {name} {value!r}; expected one of "
+                         f"{', '.join(sorted(map(repr, choices)))}.")
+    return value

@@ -1,0 +1,235 @@
+"""``Sequential``: one flat parameter buffer, one flat gradient buffer, a list of layers."""
+import numpy as np
+
+import kernels
+
+from ._validation import check_array, check_dtype, check_scalar
+from .layers import LAYER_TYPES, Dense, Layer
+from .losses import check_loss
+
+
+def staggered_buffers(sizes, dtype):
+    """Zeroed 1-D arrays of the given sizes, cut from one block at staggered offsets.
+
+    Equal-size arrays allocated apart start at the same offset in a page, and a kernel
+    streaming through several of them at once then runs 15-25% slower (cache-set
+    conflicts, measured on the Adam update). Offsets here differ by 256 bytes.
+    """
+    itemsize = np.dtype(dtype).itemsize
+    gap = 256 // itemsize
+    starts, total = [], 0
+    for k, size in enumerate(sizes):
+        starts.append(total + k * gap)
+        total += size
+    block = np.zeros(total + len(sizes) * gap, dtype)
+    return [block[s:s + n] for s, n in zip(starts, sizes)]
+
+
+class Sequential:
+    """A stack of layers trained as one model.
+
+    The model owns one flat parameter buffer (``params``), one flat gradient buffer
+    (``grads``) and one flat buffer of non-trainable state (``buffers``); every
+    layer's ``W``, ``b`` (and BatchNorm's ``gamma``, ``beta``, running statistics) are
+    views into them, so an optimizer updates all parameters in one kernel call.
+
+    Parameters
+    ----------
+    layers : list of Layer
+        E.g. ``[nn.Dense(64, 128, activation="relu"), nn.Dense(128, 10)]``. Widths must
+        chain: each ``Dense``'s ``n_in`` equals the previous layer's width.
+    dtype : float32 (default) or float64
+        Of parameters, activations and gradients. Inputs are converted once per call.
+    seed : int
+        Seeds the initializers: the same seed gives the same bits.
+
+    Attributes
+    ----------
+    layers, dtype, seed, n_features, n_outputs, params, grads, buffers
+    optimizer : the optimizer of the last ``fit`` (None before)
+    loss : the loss of the last ``fit`` (None before); ``predict`` uses its output
+    """
+
+    def __init__(self, layers, dtype=np.float32, seed=0):
+        where = "Sequential"
+        if isinstance(layers, Layer) or not hasattr(layers, "__iter__"):
+            raise TypeError(f"{where}: layers must be a list of layers; got {layers!r}.")
+        self.layers = list(layers)
+        if not self.layers:
+            raise ValueError(f"{where}: layers is empty; give at least one layer.")
+        for i, layer in enumerate(self.layers):
+            if not isinstance(layer, Layer):
+                raise TypeError(f"{where}: layers[{i}] must be a layer such as nn.Dense; "
+                                f"got {layer!r}.")
+        if len({id(layer) for layer in self.layers}) != len(self.layers):
+            raise ValueError(f"{where}: the same layer object appears twice in layers.")
+        self.dtype = check_dtype(dtype, where)
+        self.seed = check_scalar("seed", seed, where=where, low=0, integer=True)
+        self.optimizer = None
+        self.loss = None
+        self.n_features = None
+        width = None
+        for layer in self.layers:
+            if self.n_features is None and isinstance(layer, Dense):
+                self.n_features = layer.n_in
+            width = layer.output_width(width)
+        if self.n_features is None:
+            raise ValueError(f"{where}: cannot infer the input width; the layers must "
+                             f"include a Dense layer.")
+        if width is None:
+            width = self.n_features
+        self.n_outputs = width
+        # Widths before the first Dense equal its n_in; tell those layers.
+        width = self.n_features
+        for layer in self.layers:
+            width = layer.output_width(width)
+        self._allocate()
+        rng = np.random.default_rng(self.seed)
+        for layer in self.layers:
+            layer.init_params(rng)
+
+    def _allocate(self):
+        p_shapes = [layer.param_shapes() for layer in self.layers]
+        b_shapes = [layer.buffer_shapes() for layer in self.layers]
+        n_params = sum(int(np.prod(s)) for shapes in p_shapes for _, s in shapes)
+        n_buffers = sum(int(np.prod(s)) for shapes in b_shapes for _, s in shapes)
+        self.params, self.grads, self.buffers = staggered_buffers(
+            [n_params, n_params, n_buffers], self.dtype)
+        p_off = b_off = 0
+        for layer, ps, bs in zip(self.layers, p_shapes, b_shapes):
+            params, grads, buffers = {}, {}, {}
+            for name, shape in ps:
+                size = int(np.prod(shape))
+                params[name] = self.params[p_off:p_off + size].reshape(shape)
+                grads[name] = self.grads[p_off:p_off + size].reshape(shape)
+                p_off += size
+            for name, shape in bs:
+                size = int(np.prod(shape))
+                buffers[name] = self.buffers[b_off:b_off + size].reshape(shape)
+                b_off += size
+            layer.bind(params, grads, buffers)
+
+    # -- passes -------------------------------------------------------------------
+
+    def _check_X(self, X, where, name="X"):
+        return check_array(name, X, where=where, dtype=self.dtype, n_cols=self.n_features)
+
+    def _forward(self, X, training):
+        for layer in self.layers:
+            X = layer.forward(X, training)
+        return X
+
+    def _backward(self, dout, l2, l1):
+        """Fill ``grads`` from d(loss)/d(output); return the penalties' cost term."""
+        penalty = 0.0
+        last = len(self.layers) - 1
+        for i in range(last, -1, -1):
+            dout, p = self.layers[i].backward(dout, i > 0, l2, l1)
+            penalty += p
+        return penalty
+
+    def penalty(self, l2=0.0, l1=0.0, m=1):
+        """The regularization cost ``l2/(2m) sum ||W||^2 + l1/m sum |W|`` over Dense weights."""
+        return sum(kernels.weight_penalty(layer.W, l2, l1, m)
+                   for layer in self.layers if isinstance(layer, Dense))
+
+    def forward(self, X, training=False):
+        """The last layer's output for X (a new array), in eval mode unless ``training``.
+
+        A training-mode forward keeps what ``backward`` needs (and, for BatchNorm and
+        Dropout, uses batch statistics and masks).
+        """
+        X = self._check_X(X, "Sequential.forward")
+        out = self._forward(X, bool(training))
+        self._last_forward_rows = X.shape[0]
+        return out.copy()
+
+    def backward(self, dout, l2=0.0, l1=0.0):
+        """Fill ``grads`` from the gradient of a loss with respect to the last output.
+
+        Call after ``forward(X, training=True)``; ``dout`` has the output's shape.
+        ``l2``/``l1`` add ``l2/m W + l1/m sign(W)`` to each Dense's dW (m = rows).
+        Returns the penalties' cost term.
+        """
+        where = "Sequential.backward"
+        rows = getattr(self, "_last_forward_rows", None)
+        if rows is None:
+            raise RuntimeError(f"{where}: call forward(X, training=True) first.")
+        dout = check_array("dout", dout, where=where, dtype=self.dtype,
+                           n_cols=self.n_outputs, n_rows=rows)
+        l2 = check_scalar("l2", l2, where=where, low=0.0)
+        l1 = check_scalar("l1", l1, where=where, low=0.0)
+        return self._backward(dout, l2, l1)
+
+    # -- inference ----------------------------------------------------------------
+
+    def predict(self, X):
+        """Predictions in eval mode: class probabilities for a model trained with a
+        cross-entropy loss, the raw output otherwise (or before any ``fit``)."""
+        X = self._check_X(X, "Sequential.predict")
+        out = self._forward(X, False)
+        return self.loss.output(out) if self.loss is not None else out.copy()
+
+    def predict_classes(self, X):
+        """Class indices: the argmax of ``predict`` (or the output > 0 for one column)."""
+        X = self._check_X(X, "Sequential.predict_classes")
+        out = self._forward(X, False)
+        return (out[:, 0] > 0).astype(np.int64) if out.shape[1] == 1 else out.argmax(axis=1)
+
+    def evaluate(self, X, y, loss=None):
+        """``{"loss": mean loss, "accuracy": ...}`` in eval mode (accuracy for
+        classification losses). ``loss`` defaults to the loss of the last ``fit``."""
+        where = "Sequential.evaluate"
+        if loss is None:
+            if self.loss is None:
+                raise ValueError(f"{where}: loss is None and the model was never fitted; "
+                                 f"pass loss=, e.g. nn.SoftmaxCrossEntropy().")
+            loss = self.loss
+        loss = check_loss(loss, where)
+        X = self._check_X(X, where)
+        T = loss.targets(y, self.n_outputs, X.shape[0], self.dtype, where)
+        return self._evaluate(X, T, loss)
+
+    def _evaluate(self, X, T, loss):
+        out = self._forward(X, False)
+        dout = np.empty_like(out)
+        result = {"loss": float(loss.loss_and_grad(out, T, dout, np.empty(out.shape[0])))}
+        if loss.classification:
+            result["accuracy"] = loss.n_correct(out, T) / loss.n_scored(T)
+        return result
+
+    # -- training -----------------------------------------------------------------
+
+    def fit(self, X, y, **kwargs):
+        """Train by mini-batch gradient descent; see ``nn.training.fit``."""
+        from .training import fit
+        return fit(self, X, y, **kwargs)
+
+    # -- structure ----------------------------------------------------------------
+
+    def config(self):
+        """The architecture as JSON-serialisable data."""
+        return {"layers": [{"type": type(layer).__name__, **layer.config()}
+                           for layer in self.layers],
+                "dtype": self.dtype.name, "seed": self.seed}
+
+    @classmethod
+    def from_config(cls, config):
+        layers = [LAYER_TYPES[spec["type"]](**{k: v for k, v in spec.items() if k != "type"})
+                  for spec in config["layers"]]
+        return cls(layers, dtype=config["dtype"], seed=config["seed"])
+
+    def copy(self, dtype=None):
+        """A new model with the same layers, parameters and state (cast to ``dtype``)."""
+        config = self.config()
+        if dtype is not None:
+            config["dtype"] = check_dtype(dtype, "Sequential.copy").name
+        clone = Sequential.from_config(config)
+        clone.params[...] = self.params
+        clone.buffers[...] = self.buffers
+        clone.loss = self.loss
+        return clone
+
+    def __repr__(self):
+        inner = ",\n    ".join(map(repr, self.layers))
+        return f"Sequential([\n    {inner},\n], dtype={self.dtype.name}, seed={self.seed})"
