@@ -4,7 +4,16 @@ Every kernel takes C-contiguous float32 or float64 arrays (one dtype per call),
 writes its results into arrays the caller passes, and can be called from Python or
 from the caller's own ``@njit`` code. The API in ``nn`` validates shapes and dtypes
 before calling them; called directly, a kernel trusts its arguments.
+
+Threads: Numba's OpenMP workers spin after each parallel region by default, and on
+a small machine they then starve OpenBLAS's threads in the GEMM that follows (a
+training step ran 10x slower on 2 cores). Unless the user chose otherwise,
+``OMP_WAIT_POLICY=PASSIVE`` is set here, before OpenMP is loaded at the first
+parallel launch, so idle workers sleep instead.
 """
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from ._reduce import BLOCK_ROWS, PARALLEL_MIN_SIZE, column_sums, n_blocks, ordered_sum
 from .activations import (
     ACT_IDENTITY, ACT_LEAKY_RELU, ACT_RELU, ACT_SIGMOID, ACT_TANH, ACTIVATION_CODES,
