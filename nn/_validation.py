@@ -4,6 +4,7 @@ Every message names where it was raised, the argument, what is needed and what w
 got, e.g. ``Sequential.fit: lr must be > 0; got -0.1.``
 """
 import numbers
+import os
 
 import numpy as np
 
@@ -25,7 +26,8 @@ def check_array(name, a, *, where, dtype, ndim=2, n_cols=None, n_rows=None, fini
     """Validate a numeric array and return it C-contiguous in ``dtype``.
 
     Rejects non-numeric, complex and object arrays (TypeError), wrong ndim, empty
-    arrays, wrong column or row counts, and NaN or infinity (ValueError).
+    arrays, wrong column or row counts, and NaN or infinity (ValueError). With
+    ``dtype=None`` the array is returned as it is (no conversion, no copy).
     """
     if isinstance(a, (str, bytes)) or a is None:
         raise TypeError(f"{where}: {name} must be a numeric array; got {type(a).__name__}.")
@@ -50,6 +52,8 @@ def check_array(name, a, *, where, dtype, ndim=2, n_cols=None, n_rows=None, fini
                          f"got {arr.shape[0]}.")
     if finite and np.issubdtype(arr.dtype, np.floating) and not np.isfinite(arr).all():
         raise ValueError(f"{where}: {name} contains NaN or infinite values.")
+    if dtype is None:
+        return arr
     out = np.ascontiguousarray(arr, dtype=dtype)
     if finite and not np.isfinite(out).all():
         raise ValueError(f"{where}: {name} has values too large for {np.dtype(dtype)}.")
@@ -114,3 +118,17 @@ def check_choice(name, value, choices, *, where):
         raise ValueError(f"{where}: unknown {name} {value!r}; expected one of "
                          f"{', '.join(sorted(map(repr, choices)))}.")
     return value
+
+
+def check_bool(name, value, *, where):
+    """True or False (a Python or NumPy bool); returns a Python bool."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{where}: {name} must be True or False; got {value!r}.")
+    return bool(value)
+
+
+def check_path(name, value, *, where):
+    """A file-system path (str, bytes or os.PathLike); returns it as a str."""
+    if not isinstance(value, (str, bytes, os.PathLike)):
+        raise TypeError(f"{where}: {name} must be a str or os.PathLike path; got {value!r}.")
+    return os.fsdecode(value)

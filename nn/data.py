@@ -10,63 +10,11 @@ from collections import deque
 
 import numpy as np
 
-__all__ = ["split", "Standardizer", "iterate_minibatches"]
+from ._validation import check_array, check_bool, check_scalar
+
+__all__ = ["split", "Standardizer", "epoch_order", "iterate_minibatches"]
 
 _PART_NAMES = ("train", "dev", "test")
-
-
-def _describe(value):
-    """Short description of a value for error messages."""
-    if isinstance(value, np.ndarray):
-        return f"array of shape {value.shape} and dtype {value.dtype}"
-    text = repr(value)
-    if len(text) > 80:
-        text = text[:77] + "..."
-    return f"{text} of type {type(value).__name__}"
-
-
-def _check_int(value, where, name, minimum):
-    """Return ``value`` as a Python int >= minimum, rejecting bools and floats."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{where}: {name} must be an int; got {_describe(value)}.")
-    value = int(value)
-    if value < minimum:
-        raise ValueError(f"{where}: {name} must be an int >= {minimum}; got {value}.")
-    return value
-
-
-def _check_bool(value, where, name):
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{where}: {name} must be True or False; got {_describe(value)}.")
-    return bool(value)
-
-
-def _check_real_matrix(X, where, name="X"):
-    """Return X as a 2-D, non-empty, finite, real numeric ndarray (no copy if possible)."""
-    X = np.asarray(X)
-    if X.dtype.kind not in "biuf":
-        raise TypeError(
-            f"{where}: {name} must hold real numbers (bool, int or float); "
-            f"got dtype {X.dtype}."
-        )
-    if X.ndim != 2:
-        raise ValueError(
-            f"{where}: {name} must be a 2-D array (n_samples, n_features); "
-            f"got an array with shape {X.shape}."
-        )
-    if X.shape[0] == 0 or X.shape[1] == 0:
-        raise ValueError(
-            f"{where}: {name} must have at least one row and one column; "
-            f"got shape {X.shape}."
-        )
-    if X.dtype.kind == "f" and not np.isfinite(X).all():
-        n_nan = int(np.isnan(X).sum())
-        n_inf = int(np.isinf(X).sum())
-        raise ValueError(
-            f"{where}: {name} must be finite; got {n_nan} NaN and {n_inf} "
-            f"infinite values."
-        )
-    return X
 
 
 def _largest_remainder(n, ratios):
@@ -159,21 +107,19 @@ def _controlled_rounding(counts, sizes):
 
 
 def _check_ratios(ratios, where):
+    """Return ``ratios`` as 2 or 3 positive floats summing to 1 within 1e-9."""
     try:
         values = tuple(ratios)
     except TypeError:
-        raise TypeError(
-            f"{where}: ratios must be a sequence of 2 or 3 numbers; got {_describe(ratios)}."
-        ) from None
-    if len(values) not in (2, 3) or not all(
+        values = None  # not a sequence: TypeError below
+    if values is None or len(values) not in (2, 3) or not all(
         isinstance(r, numbers.Real) and not isinstance(r, (bool, np.bool_)) for r in values
     ):
-        raise ValueError(
-            f"{where}: ratios must be a sequence of 2 or 3 numbers; got {_describe(ratios)}."
+        raise (TypeError if values is None else ValueError)(
+            f"{where}: ratios must be a sequence of 2 or 3 numbers; got {ratios!r}."
         )
-    values = tuple(float(r) for r in values)
-    if not all(np.isfinite(r) and r > 0 for r in values):
-        raise ValueError(f"{where}: ratios must all be positive and finite; got {values}.")
+    values = tuple(check_scalar(f"ratios[{i}]", r, where=where, low=0, low_open=True)
+                   for i, r in enumerate(values))
     total = sum(values)
     if abs(total - 1.0) > 1e-9:
         raise ValueError(
@@ -238,10 +184,9 @@ def split(X, y, ratios=(0.6, 0.2, 0.2), stratify=False, seed=0):
     """
     where = "split"
     ratios = _check_ratios(ratios, where)
-    stratify = _check_bool(stratify, where, "stratify")
-    seed = _check_int(seed, where, "seed", 0)
-    X = np.asarray(X)
-    y = np.asarray(y)
+    stratify = check_bool("stratify", stratify, where=where)
+    seed = check_scalar("seed", seed, where=where, low=0, integer=True)
+    X, y = np.asarray(X), np.asarray(y)
     if X.ndim == 0 or X.shape[0] == 0:
         raise ValueError(
             f"{where}: X must be an array with at least one row; got shape {X.shape}."
@@ -261,10 +206,9 @@ def split(X, y, ratios=(0.6, 0.2, 0.2), stratify=False, seed=0):
                 f"(sizes {tuple(int(s) for s in sizes)})."
             )
     rng = np.random.default_rng(seed)
+    order = rng.permutation(n)
     if not stratify:
-        order = rng.permutation(n)
-        bounds = np.cumsum(sizes)[:-1]
-        parts = np.split(order, bounds)
+        parts = np.split(order, np.cumsum(sizes)[:-1])
     else:
         if y.ndim != 1:
             raise ValueError(
@@ -274,8 +218,7 @@ def split(X, y, ratios=(0.6, 0.2, 0.2), stratify=False, seed=0):
         _, label_index, counts = np.unique(y, return_inverse=True, return_counts=True)
         label_index = label_index.reshape(-1)
         per_class = _controlled_rounding(counts, sizes)
-        # Shuffle, then group by class keeping the shuffled order inside each class.
-        order = rng.permutation(n)
+        # Group the shuffled rows by class, keeping the shuffled order inside each class.
         order = order[np.argsort(label_index[order], kind="stable")]
         class_starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
         chunks = [[] for _ in sizes]
@@ -356,7 +299,7 @@ class Standardizer:
         >>> Standardizer().fit(np.array([[0.0], [2.0]])).scale_.tolist()
         [1.0]
         """
-        X = _check_real_matrix(X, "Standardizer.fit")
+        X = check_array("X", X, where="Standardizer.fit", dtype=None)
         n, n_features = X.shape
         mean = np.mean(X, axis=0, dtype=np.float64)
         # Two-pass variance in row blocks: accurate, without a float64 copy of X.
@@ -372,17 +315,16 @@ class Standardizer:
         self.n_features_ = n_features
         return self
 
-    def _check_fitted_input(self, X, where):
+    def _check_fitted(self, where):
         if self.mean_ is None:
             raise RuntimeError(f"{where}: call fit first; this Standardizer is not fitted.")
-        X = _check_real_matrix(X, where)
-        if X.shape[1] != self.n_features_:
-            raise ValueError(
-                f"{where}: X must have {self.n_features_} features, as in fit; "
-                f"got {X.shape[1]}."
-            )
+
+    def _fitted_input(self, X, where):
+        """``X`` checked against the fit, and ``mean_`` and ``scale_`` in X's float dtype."""
+        self._check_fitted(where)
+        X = check_array("X", X, where=where, dtype=None, n_cols=self.n_features_)
         dtype = X.dtype if X.dtype.kind == "f" else np.dtype(np.float32)
-        return X, dtype
+        return X, self.mean_.astype(dtype), self.scale_.astype(dtype)
 
     def transform(self, X):
         """Standardize ``X``: ``(X - mean_) / scale_``.
@@ -415,9 +357,9 @@ class Standardizer:
         >>> s.transform(np.array([[4.0]])).tolist()
         [[3.0]]
         """
-        X, dtype = self._check_fitted_input(X, "Standardizer.transform")
-        out = np.subtract(X, self.mean_.astype(dtype), dtype=dtype, out=np.empty(X.shape, dtype))
-        out /= self.scale_.astype(dtype)
+        X, mean, scale = self._fitted_input(X, "Standardizer.transform")
+        out = np.subtract(X, mean, dtype=mean.dtype, order="C")
+        out /= scale
         return out
 
     def fit_transform(self, X):
@@ -478,9 +420,9 @@ class Standardizer:
         >>> s.inverse_transform(s.transform(np.array([[5.0]]))).tolist()
         [[5.0]]
         """
-        X, dtype = self._check_fitted_input(X, "Standardizer.inverse_transform")
-        out = np.multiply(X, self.scale_.astype(dtype), dtype=dtype, out=np.empty(X.shape, dtype))
-        out += self.mean_.astype(dtype)
+        X, mean, scale = self._fitted_input(X, "Standardizer.inverse_transform")
+        out = np.multiply(X, scale, dtype=scale.dtype, order="C")
+        out += mean
         return out
 
     def get_state(self):
@@ -503,8 +445,7 @@ class Standardizer:
         >>> sorted(state), state["mean"].tolist()
         (['mean', 'scale'], [2.0])
         """
-        if self.mean_ is None:
-            raise RuntimeError("Standardizer.get_state: call fit first; this Standardizer is not fitted.")
+        self._check_fitted("Standardizer.get_state")
         return {"mean": self.mean_.copy(), "scale": self.scale_.copy()}
 
     @classmethod
@@ -527,7 +468,7 @@ class Standardizer:
         ValueError
             If a key is missing or the arrays are not valid statistics.
         TypeError
-            If ``state`` is not a mapping.
+            If ``state`` is not a mapping or an array is not numeric.
 
         Examples
         --------
@@ -538,42 +479,67 @@ class Standardizer:
         """
         where = "Standardizer.from_state"
         if not hasattr(state, "keys") or not hasattr(state, "__getitem__"):
-            raise TypeError(
-                f'{where}: state must be a dict with keys "mean" and "scale"; '
-                f"got {_describe(state)}."
-            )
-        missing = [key for key in ("mean", "scale") if key not in state]
-        if missing:
-            raise ValueError(
-                f'{where}: state must have keys "mean" and "scale"; got keys '
-                f"{sorted(map(str, state.keys()))}."
-            )
-        arrays = {}
-        for key in ("mean", "scale"):
-            value = np.asarray(state[key])
-            if value.dtype.kind not in "iuf" or value.ndim != 1 or value.size == 0:
-                raise ValueError(
-                    f'{where}: state["{key}"] must be a non-empty 1-D array of '
-                    f"real numbers; got {_describe(value)}."
-                )
-            value = value.astype(np.float64)
-            if not np.isfinite(value).all():
-                raise ValueError(f'{where}: state["{key}"] must be finite; got non-finite values.')
-            arrays[key] = value
-        if arrays["mean"].shape != arrays["scale"].shape:
-            raise ValueError(
-                f'{where}: state["mean"] and state["scale"] must have the same length; '
-                f"got {arrays['mean'].size} and {arrays['scale'].size}."
-            )
-        if not (arrays["scale"] > 0).all():
-            raise ValueError(
-                f'{where}: state["scale"] must be positive; got minimum {arrays["scale"].min()}.'
-            )
+            raise TypeError(f'{where}: state must be a dict with keys "mean" and "scale"; '
+                            f"got {type(state).__name__}.")
+        if "mean" not in state or "scale" not in state:
+            raise ValueError(f'{where}: state must have keys "mean" and "scale"; got keys '
+                             f"{sorted(map(str, state.keys()))}.")
+        mean, scale = (check_array(f'state["{key}"]', state[key], where=where, dtype=np.float64,
+                                   ndim=1).copy() for key in ("mean", "scale"))
+        if mean.shape != scale.shape:
+            raise ValueError(f'{where}: state["mean"] and state["scale"] must have the same '
+                             f"length; got {mean.size} and {scale.size}.")
+        if not (scale > 0).all():
+            raise ValueError(f'{where}: state["scale"] must be positive; got minimum {scale.min()}.')
         obj = cls()
-        obj.mean_ = arrays["mean"]
-        obj.scale_ = arrays["scale"]
-        obj.n_features_ = arrays["mean"].size
+        obj.mean_, obj.scale_, obj.n_features_ = mean, scale, mean.size
         return obj
+
+
+def epoch_order(n_samples, shuffle, seed, epoch, *, where="epoch_order"):
+    """The order in which one epoch visits the rows: a permutation or ``0, 1, ...``.
+
+    Parameters
+    ----------
+    n_samples : int
+        Number of rows, at least 1.
+    shuffle : bool
+        If True the order is ``numpy.random.default_rng([seed, epoch]).permutation(n_samples)``;
+        otherwise ``0, 1, ..., n_samples - 1``.
+    seed : int
+        Non-negative seed.
+    epoch : int
+        Non-negative epoch number: each (seed, epoch) pair gives its own
+        reproducible order.
+    where : str, default "epoch_order"
+        Name of the caller, used in error messages.
+
+    Returns
+    -------
+    numpy.ndarray of shape (n_samples,), int64
+        Every index in ``range(n_samples)`` exactly once.
+
+    Raises
+    ------
+    ValueError
+        If ``n_samples`` is less than 1, or ``seed`` or ``epoch`` is negative.
+    TypeError
+        If an argument has the wrong type (e.g. a float ``seed``).
+
+    Examples
+    --------
+    >>> epoch_order(4, shuffle=False, seed=0, epoch=0).tolist()
+    [0, 1, 2, 3]
+    >>> sorted(epoch_order(4, shuffle=True, seed=3, epoch=1).tolist())
+    [0, 1, 2, 3]
+    """
+    n_samples = check_scalar("n_samples", n_samples, where=where, low=1, integer=True)
+    shuffle = check_bool("shuffle", shuffle, where=where)
+    seed = check_scalar("seed", seed, where=where, low=0, integer=True)
+    epoch = check_scalar("epoch", epoch, where=where, low=0, integer=True)
+    if not shuffle:
+        return np.arange(n_samples, dtype=np.int64)
+    return np.random.default_rng([seed, epoch]).permutation(n_samples).astype(np.int64, copy=False)
 
 
 def iterate_minibatches(n_samples, batch_size, shuffle=True, seed=0, epoch=0):
@@ -591,13 +557,10 @@ def iterate_minibatches(n_samples, batch_size, shuffle=True, seed=0, epoch=0):
         (it is kept, not dropped). ``batch_size >= n_samples`` gives a single
         batch of all rows (batch gradient descent).
     shuffle : bool, default True
-        If True the order is a permutation drawn from
-        ``numpy.random.default_rng([seed, epoch])``; otherwise ``0, 1, ...``.
-    seed : int, default 0
-        Non-negative seed.
-    epoch : int, default 0
-        Non-negative epoch number: each (seed, epoch) pair gives its own
-        reproducible order.
+        If True the rows are visited in a permutation drawn from (seed, epoch),
+        otherwise in order: the order of :func:`epoch_order`.
+    seed, epoch : int, default 0
+        Non-negative seed and epoch number, as in :func:`epoch_order`.
 
     Returns
     -------
@@ -621,18 +584,6 @@ def iterate_minibatches(n_samples, batch_size, shuffle=True, seed=0, epoch=0):
     [0, 1, 2, 3, 4]
     """
     where = "iterate_minibatches"
-    n_samples = _check_int(n_samples, where, "n_samples", 1)
-    batch_size = _check_int(batch_size, where, "batch_size", 1)
-    shuffle = _check_bool(shuffle, where, "shuffle")
-    seed = _check_int(seed, where, "seed", 0)
-    epoch = _check_int(epoch, where, "epoch", 0)
-    if shuffle:
-        order = np.random.default_rng([seed, epoch]).permutation(n_samples).astype(np.int64, copy=False)
-    else:
-        order = np.arange(n_samples, dtype=np.int64)
-    return _batches(order, batch_size)
-
-
-def _batches(order, batch_size):
-    for start in range(0, order.shape[0], batch_size):
-        yield order[start : start + batch_size]
+    order = epoch_order(n_samples, shuffle, seed, epoch, where=where)
+    batch_size = check_scalar("batch_size", batch_size, where=where, low=1, integer=True)
+    return (order[start : start + batch_size] for start in range(0, order.shape[0], batch_size))

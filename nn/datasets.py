@@ -14,6 +14,8 @@ from importlib import resources
 
 import numpy as np
 
+from ._validation import check_choice, check_path, check_scalar
+
 __all__ = ["Dataset", "load_digits", "load_idx", "load_mnist"]
 
 _DIGITS_DESCRIPTION = (
@@ -43,24 +45,6 @@ _GZIP_MAGIC = b"\x1f\x8b"
 _MNIST_PREFIX = {"train": "train", "test": "t10k"}
 
 
-def _describe(value):
-    """Short description of a value for error messages."""
-    if isinstance(value, np.ndarray):
-        return f"array of shape {value.shape} and dtype {value.dtype}"
-    text = repr(value)
-    if len(text) > 80:
-        text = text[:77] + "..."
-    return f"{text} of type {type(value).__name__}"
-
-
-def _check_path(path, where, name):
-    if not isinstance(path, (str, bytes, os.PathLike)):
-        raise TypeError(
-            f"{where}: {name} must be a str or os.PathLike path; got {_describe(path)}."
-        )
-    return os.fspath(path)
-
-
 @dataclass(frozen=True, eq=False, repr=False)
 class Dataset:
     """A labelled classification data set held in memory.
@@ -86,7 +70,10 @@ class Dataset:
     ------
     ValueError
         If the shapes disagree, labels are not integers in
-        ``0 .. n_classes - 1`` or ``image_shape`` does not match the features.
+        ``0 .. n_classes - 1``, ``n_classes`` is less than 1 or ``image_shape``
+        does not match the features.
+    TypeError
+        If ``n_classes`` is not an int or ``description`` not a str.
 
     Notes
     -----
@@ -127,13 +114,7 @@ class Dataset:
                 f"{where}: y must hold integer labels; got dtype {y_in.dtype}."
             )
         y = np.ascontiguousarray(y_in, dtype=np.int64)
-        n_classes = self.n_classes
-        if isinstance(n_classes, (bool, np.bool_)) or not isinstance(
-            n_classes, (int, np.integer)
-        ) or n_classes < 1:
-            raise ValueError(
-                f"{where}: n_classes must be a positive int; got {_describe(n_classes)}."
-            )
+        n_classes = check_scalar("n_classes", self.n_classes, where=where, low=1, integer=True)
         if y.size and (y.min() < 0 or y.max() >= n_classes):
             raise ValueError(
                 f"{where}: y must hold labels in 0..{n_classes - 1}; "
@@ -146,13 +127,11 @@ class Dataset:
                 f"({X.shape[1]}); got {image_shape}."
             )
         if not isinstance(self.description, str):
-            raise TypeError(
-                f"{where}: description must be a str; got {_describe(self.description)}."
-            )
+            raise TypeError(f"{where}: description must be a str; got {self.description!r}.")
         object.__setattr__(self, "X", X)
         object.__setattr__(self, "y", y)
         object.__setattr__(self, "image_shape", image_shape)
-        object.__setattr__(self, "n_classes", int(n_classes))
+        object.__setattr__(self, "n_classes", n_classes)
 
     @property
     def n_samples(self) -> int:
@@ -220,16 +199,12 @@ def load_digits() -> Dataset:
         )
     X = table[:, :64]
     labels = table[:, 64]
-    if X.min() < 0 or X.max() > 16 or np.any(X != np.round(X)):
-        raise ValueError(
-            f"{where}: the embedded digits features must be integers in 0..16; "
-            f"got values in {X.min()}..{X.max()}."
-        )
-    if labels.min() < 0 or labels.max() > 9 or np.any(labels != np.round(labels)):
-        raise ValueError(
-            f"{where}: the embedded digits labels must be integers in 0..9; "
-            f"got values in {labels.min()}..{labels.max()}."
-        )
+    for name, values, high in (("features", X, 16), ("labels", labels, 9)):
+        if values.min() < 0 or values.max() > high or np.any(values != np.round(values)):
+            raise ValueError(
+                f"{where}: the embedded digits {name} must be integers in 0..{high}; "
+                f"got values in {values.min()}..{values.max()}."
+            )
     return Dataset(
         X=X.astype(np.float32),
         y=labels.astype(np.int64),
@@ -284,52 +259,51 @@ def load_idx(path) -> np.ndarray:
     array([7, 8, 9], dtype=uint8)
     """
     where = "load_idx"
-    path = _check_path(path, where, "path")
-    shown = os.fsdecode(path)
+    path = check_path("path", path, where=where)
     with open(path, "rb") as f:
         data = f.read()
     if not data:
-        raise ValueError(f"{where}: file {shown!r} must be an IDX file; got an empty file.")
+        raise ValueError(f"{where}: file {path!r} must be an IDX file; got an empty file.")
     if data[:2] == _GZIP_MAGIC:
         try:
             data = gzip.decompress(data)
         except (OSError, EOFError, zlib.error) as exc:
             raise ValueError(
-                f"{where}: file {shown!r} must be a valid gzip stream (it starts "
+                f"{where}: file {path!r} must be a valid gzip stream (it starts "
                 f"with the gzip magic bytes 1f 8b); got a damaged or truncated "
                 f"stream ({exc})."
             ) from exc
         if not data:
             raise ValueError(
-                f"{where}: file {shown!r} must hold an IDX file; got an empty "
+                f"{where}: file {path!r} must hold an IDX file; got an empty "
                 f"gzip stream."
             )
     if len(data) < 4:
         raise ValueError(
-            f"{where}: file {shown!r} must start with a 4-byte IDX header; "
+            f"{where}: file {path!r} must start with a 4-byte IDX header; "
             f"got only {len(data)} bytes."
         )
     if data[0] != 0 or data[1] != 0:
         raise ValueError(
-            f"{where}: file {shown!r} must start with two zero bytes (IDX magic "
+            f"{where}: file {path!r} must start with two zero bytes (IDX magic "
             f"number); got bytes {data[:4].hex(' ')}. Is it an IDX file?"
         )
     type_code, ndim = data[2], data[3]
     if type_code not in _IDX_DTYPES:
         known = ", ".join(f"0x{c:02X}" for c in _IDX_DTYPES)
         raise ValueError(
-            f"{where}: file {shown!r} must have an IDX type code in {{{known}}}; "
+            f"{where}: file {path!r} must have an IDX type code in {{{known}}}; "
             f"got 0x{type_code:02X}."
         )
     if ndim == 0:
         raise ValueError(
-            f"{where}: file {shown!r} must have at least one dimension; "
+            f"{where}: file {path!r} must have at least one dimension; "
             f"got 0 in the header."
         )
     header_size = 4 + 4 * ndim
     if len(data) < header_size:
         raise ValueError(
-            f"{where}: file {shown!r} must have a {header_size}-byte header for "
+            f"{where}: file {path!r} must have a {header_size}-byte header for "
             f"{ndim} dimensions; got only {len(data)} bytes (truncated header)."
         )
     shape = tuple(
@@ -344,7 +318,7 @@ def load_idx(path) -> np.ndarray:
     if actual != expected:
         problem = "truncated" if actual < expected else "extra bytes at the end"
         raise ValueError(
-            f"{where}: file {shown!r} must hold {expected} data bytes for shape "
+            f"{where}: file {path!r} must hold {expected} data bytes for shape "
             f"{shape} of {dtype.newbyteorder('=').name}; got {actual} ({problem})."
         )
     array = np.frombuffer(data, dtype=dtype, count=count, offset=header_size)
@@ -361,15 +335,6 @@ def _mnist_candidates(kind, part):
         base = f"{prefix}-{part}{sep}idx{ndim}-ubyte"
         names.extend([base + ".gz", base])
     return names
-
-
-def _find_mnist_file(folder, kind, part):
-    names = _mnist_candidates(kind, part)
-    for name in names:
-        candidate = os.path.join(folder, name)
-        if os.path.isfile(candidate):
-            return candidate
-    return None
 
 
 def load_mnist(folder, kind="train") -> Dataset:
@@ -414,44 +379,35 @@ def load_mnist(folder, kind="train") -> Dataset:
     ((60000, 784), (28, 28))
     """
     where = "load_mnist"
-    if not isinstance(kind, str) or kind not in _MNIST_PREFIX:
-        raise ValueError(f'{where}: kind must be "train" or "test"; got {_describe(kind)}.')
-    folder = _check_path(folder, where, "folder")
-    shown = os.fsdecode(folder)
-    if not os.path.exists(folder):
-        raise FileNotFoundError(
-            f"{where}: folder must be an existing folder with MNIST-format files; "
-            f"got {shown!r}, which does not exist."
-        )
+    kind = check_choice("kind", kind, _MNIST_PREFIX, where=where)
+    folder = check_path("folder", folder, where=where)
     if not os.path.isdir(folder):
-        raise NotADirectoryError(
-            f"{where}: folder must be a folder with MNIST-format files; "
-            f"got {shown!r}, which is not a folder."
+        exists = os.path.exists(folder)
+        raise (NotADirectoryError if exists else FileNotFoundError)(
+            f"{where}: folder must be an existing folder with MNIST-format files; got "
+            f"{folder!r}, which {'is not a folder' if exists else 'does not exist'}."
         )
     found = {}
     missing = []
     for part in ("images", "labels"):
-        path = _find_mnist_file(folder, kind, part)
-        if path is None:
-            missing.append(f"{part}: one of {', '.join(_mnist_candidates(kind, part))}")
-        found[part] = path
+        names = _mnist_candidates(kind, part)
+        paths = [os.path.join(folder, name) for name in names]
+        found[part] = next((path for path in paths if os.path.isfile(path)), None)
+        if found[part] is None:
+            missing.append(f"{part}: one of {', '.join(names)}")
     if missing:
         raise FileNotFoundError(
-            f"{where}: folder {shown!r} must hold the {kind} images and labels; "
+            f"{where}: folder {folder!r} must hold the {kind} images and labels; "
             f"got no file for " + "; ".join(missing) + "."
         )
     images = load_idx(found["images"])
     labels = load_idx(found["labels"])
-    if images.ndim != 3:
-        raise ValueError(
-            f"{where}: images file {found['images']!r} must hold a 3-D array "
-            f"(n, rows, cols); got shape {images.shape}."
-        )
-    if labels.ndim != 1:
-        raise ValueError(
-            f"{where}: labels file {found['labels']!r} must hold a 1-D array; "
-            f"got shape {labels.shape}."
-        )
+    for part, array, ndim in (("images", images, 3), ("labels", labels, 1)):
+        if array.ndim != ndim:
+            raise ValueError(
+                f"{where}: {part} file {found[part]!r} must hold a {ndim}-D array; "
+                f"got shape {array.shape}."
+            )
     if images.shape[0] != labels.shape[0]:
         raise ValueError(
             f"{where}: the image and label counts must agree; got "
@@ -470,7 +426,7 @@ def load_mnist(folder, kind="train") -> Dataset:
         )
     n, rows, cols = images.shape
     description = (
-        f"MNIST-format data set ({kind} split) read from {shown!r}: {n} images "
+        f"MNIST-format data set ({kind} split) read from {folder!r}: {n} images "
         f"of {rows}x{cols} pixels with raw values (not scaled), 10 classes.\n"
         f"Images: {os.path.basename(found['images'])}; labels: "
         f"{os.path.basename(found['labels'])}. Cite and license according to "

@@ -8,7 +8,7 @@ import numpy as np
 
 import kernels
 
-from ._validation import check_choice, check_scalar
+from ._validation import check_bool, check_choice, check_scalar
 from .initializers import INITIALIZERS, initialize
 
 #: Work buffer sets kept per layer; fit uses two (full and last partial batch).
@@ -113,9 +113,7 @@ class Dense(Layer):
         check_choice("activation", self.activation, kernels.ACTIVATION_CODES, where=where)
         self.act_code = kernels.ACTIVATION_CODES[self.activation]
         self.init = check_choice("init", init, INITIALIZERS, where=where)
-        if not isinstance(use_bias, (bool, np.bool_)):
-            raise TypeError(f"{where}: use_bias must be True or False; got {use_bias!r}.")
-        self.use_bias = bool(use_bias)
+        self.use_bias = check_bool("use_bias", use_bias, where=where)
 
     def output_width(self, n_in):
         if n_in is not None and n_in != self.n_in:

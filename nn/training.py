@@ -11,7 +11,8 @@ import time
 
 import numpy as np
 
-from ._validation import check_array, check_scalar
+from ._validation import check_bool, check_scalar
+from .data import epoch_order
 from .losses import check_loss
 from .optimizers import SGD, check_optimizer
 
@@ -132,6 +133,7 @@ def fit(model, X, y, *, loss, optimizer=None, epochs=10, batch_size=32, l2=0.0, 
     l1 = check_scalar("l1", l1, where=where, low=0.0)
     seed = check_scalar("seed", seed, where=where, low=0, integer=True)
     verbose = check_scalar("verbose", verbose, where=where, low=0, integer=True)
+    shuffle = check_bool("shuffle", shuffle, where=where)
     if schedule is not None and not callable(schedule):
         raise TypeError(f"{where}: schedule must be a callable epoch -> lr; got {schedule!r}.")
     callbacks = list(callbacks or ())
@@ -167,8 +169,7 @@ def fit(model, X, y, *, loss, optimizer=None, epochs=10, batch_size=32, l2=0.0, 
         start = time.perf_counter()
         if schedule is not None:
             optimizer.lr = schedule(epoch)
-        order = (np.random.default_rng([seed, epoch]).permutation(n) if shuffle
-                 else np.arange(n))
+        order = epoch_order(n, shuffle, seed, epoch, where=where)
         good_params[...] = model.params
         good_buffers[...] = model.buffers
         total_cost = 0.0

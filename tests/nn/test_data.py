@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from nn.data import Standardizer, iterate_minibatches, split
+from nn.data import Standardizer, epoch_order, iterate_minibatches, split
 
 # ---------------------------------------------------------------------- split
 
@@ -176,9 +176,9 @@ def test_split_empty_part_error():
         ((0.6, 0.3, 0.2), r"ratios must sum to 1; got \(0\.6, 0\.3, 0\.2\) summing to 1\.1"),
         ((1.0,), "2 or 3 numbers"),
         ((0.25, 0.25, 0.25, 0.25), "2 or 3 numbers"),
-        ((1.2, -0.2), "positive"),
-        ((1.0, 0.0), "positive"),
-        ((0.5, float("nan")), "positive and finite"),
+        ((1.2, -0.2), r"ratios\[1\] must be > 0; got -0\.2"),
+        ((1.0, 0.0), r"ratios\[1\] must be > 0; got 0\.0"),
+        ((0.5, float("nan")), r"ratios\[1\] must be finite; got nan"),
         (("0.5", "0.5"), "2 or 3 numbers"),
     ],
 )
@@ -202,9 +202,9 @@ def test_split_input_errors():
         split(np.float64(1.0), np.zeros(1))
     with pytest.raises(ValueError, match="y must be 1-D class labels"):
         split(np.zeros(10), np.eye(10), stratify=True)
-    with pytest.raises(TypeError, match="seed must be an int"):
+    with pytest.raises(TypeError, match="seed must be an integer; got 1.5"):
         split(np.zeros(10), np.zeros(10), seed=1.5)
-    with pytest.raises(ValueError, match="seed must be an int >= 0"):
+    with pytest.raises(ValueError, match="seed must be >= 0; got -1"):
         split(np.zeros(10), np.zeros(10), seed=-1)
     with pytest.raises(TypeError, match="stratify must be True or False"):
         split(np.zeros(10), np.zeros(10), stratify="yes")
@@ -284,21 +284,23 @@ def test_standardizer_errors():
     with pytest.raises(RuntimeError, match="call fit first"):
         s.get_state()
     s.fit(np.zeros((3, 3)))
-    with pytest.raises(ValueError, match="must have 3 features, as in fit; got 2"):
+    with pytest.raises(ValueError, match=r"X must have 3 columns \(features\); got shape \(2, 2\)"):
         s.transform(np.zeros((2, 2)))
     bad = np.ones((4, 3))
     bad[1, 2] = np.nan
-    with pytest.raises(ValueError, match="must be finite; got 1 NaN"):
+    with pytest.raises(ValueError, match="Standardizer.fit: X contains NaN or infinite values"):
         Standardizer().fit(bad)
     bad[1, 2] = np.inf
-    with pytest.raises(ValueError, match="must be finite"):
+    with pytest.raises(ValueError, match="X contains NaN or infinite values"):
         s.transform(bad)
-    with pytest.raises(ValueError, match="2-D array"):
+    with pytest.raises(ValueError, match=r"X must be 2-D; got shape \(5,\)"):
         Standardizer().fit(np.zeros(5))
-    with pytest.raises(ValueError, match="at least one row"):
+    with pytest.raises(ValueError, match=r"X is empty; got shape \(0, 3\)"):
         Standardizer().fit(np.zeros((0, 3)))
-    with pytest.raises(TypeError, match="real numbers"):
+    with pytest.raises(TypeError, match="X must be numeric; got dtype <U1"):
         Standardizer().fit(np.array([["a"]]))
+    with pytest.raises(TypeError, match="X must be real; got dtype complex128"):
+        Standardizer().fit(np.ones((2, 2), dtype=complex))
 
 
 def test_standardizer_state_round_trip():
@@ -321,8 +323,8 @@ def test_standardizer_state_round_trip():
         ({"mean": np.zeros(2)}, ValueError, 'keys "mean" and "scale"'),
         ({"mean": np.zeros(2), "scale": np.ones(3)}, ValueError, "same length"),
         ({"mean": np.zeros(2), "scale": np.array([1.0, 0.0])}, ValueError, "positive"),
-        ({"mean": np.zeros((2, 1)), "scale": np.ones(2)}, ValueError, "1-D array"),
-        ({"mean": np.array([np.nan, 0]), "scale": np.ones(2)}, ValueError, "finite"),
+        ({"mean": np.zeros((2, 1)), "scale": np.ones(2)}, ValueError, r'state\["mean"\] must be 1-D'),
+        ({"mean": np.array([np.nan, 0]), "scale": np.ones(2)}, ValueError, "NaN or infinite"),
         ([1, 2], TypeError, "must be a dict"),
     ],
 )
@@ -372,13 +374,13 @@ def test_minibatches_reproducible_from_seed_and_epoch():
 @pytest.mark.parametrize(
     "kwargs, error, match",
     [
-        (dict(batch_size=0), ValueError, "batch_size must be an int >= 1; got 0"),
-        (dict(batch_size=-3), ValueError, "batch_size must be an int >= 1"),
-        (dict(batch_size=2.0), TypeError, "batch_size must be an int; got 2.0"),
-        (dict(batch_size=True), TypeError, "batch_size must be an int"),
-        (dict(n_samples=0), ValueError, "n_samples must be an int >= 1"),
-        (dict(epoch=-1), ValueError, "epoch must be an int >= 0"),
-        (dict(shuffle=1), TypeError, "shuffle must be True or False"),
+        (dict(batch_size=0), ValueError, "batch_size must be >= 1; got 0"),
+        (dict(batch_size=-3), ValueError, "batch_size must be >= 1"),
+        (dict(batch_size=2.0), TypeError, "batch_size must be an integer; got 2.0"),
+        (dict(batch_size=True), TypeError, "batch_size must be an integer"),
+        (dict(n_samples=0), ValueError, "iterate_minibatches: n_samples must be >= 1"),
+        (dict(epoch=-1), ValueError, "iterate_minibatches: epoch must be >= 0"),
+        (dict(shuffle=1), TypeError, "iterate_minibatches: shuffle must be True or False"),
     ],
 )
 def test_minibatches_validation_is_eager(kwargs, error, match):
@@ -386,6 +388,33 @@ def test_minibatches_validation_is_eager(kwargs, error, match):
     args.update(kwargs)
     with pytest.raises(error, match=match):
         iterate_minibatches(**args)  # raises at call time, before iterating
+
+
+@pytest.mark.parametrize("n, seed, epoch", [(1, 0, 0), (64, 7, 3), (1000, 0, 5), (50, 2**40, 0)])
+def test_epoch_order_is_the_seeded_permutation(n, seed, epoch):
+    order = epoch_order(n, True, seed, epoch)
+    assert order.dtype == np.int64
+    np.testing.assert_array_equal(order, np.random.default_rng([seed, epoch]).permutation(n))
+    unshuffled = epoch_order(n, False, seed, epoch)
+    assert unshuffled.dtype == np.int64
+    np.testing.assert_array_equal(unshuffled, np.arange(n))
+    # iterate_minibatches visits the rows in exactly this order.
+    batches = iterate_minibatches(n, 16, shuffle=True, seed=seed, epoch=epoch)
+    np.testing.assert_array_equal(np.concatenate(list(batches)), order)
+
+
+@pytest.mark.parametrize(
+    "args, error, match",
+    [
+        ((0, True, 0, 0), ValueError, "epoch_order: n_samples must be >= 1; got 0"),
+        ((5, 1, 0, 0), TypeError, "epoch_order: shuffle must be True or False; got 1"),
+        ((5, True, -1, 0), ValueError, "epoch_order: seed must be >= 0; got -1"),
+        ((5, True, 0, 1.0), TypeError, "epoch_order: epoch must be an integer; got 1.0"),
+    ],
+)
+def test_epoch_order_validation(args, error, match):
+    with pytest.raises(error, match=match):
+        epoch_order(*args)
 
 
 def test_minibatches_accept_numpy_ints():

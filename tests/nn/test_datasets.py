@@ -136,7 +136,7 @@ def test_dataset_converts_and_is_frozen():
         (dict(y=np.array([0.0, 1.0, 1.0])), "integer labels"),
         (dict(y=np.array([0, 1, 2])), r"labels in 0\.\.1"),
         (dict(image_shape=(3, 2)), "image_shape"),
-        (dict(n_classes=0), "n_classes must be a positive int"),
+        (dict(n_classes=0), "n_classes must be >= 1; got 0"),
     ],
 )
 def test_dataset_validation(kwargs, match):
@@ -303,7 +303,7 @@ def test_load_mnist_default_kind_is_train(tmp_path):
 def test_load_mnist_bad_kind(tmp_path):
     make_mnist_folder(tmp_path)
     for kind in ("valid", "t10k", "", None):
-        with pytest.raises(ValueError, match='kind must be "train" or "test"'):
+        with pytest.raises(ValueError, match="unknown kind .*; expected one of 'test', 'train'"):
             load_mnist(tmp_path, kind=kind)
 
 
