@@ -54,7 +54,8 @@ def check_array(name, a, *, where, dtype, ndim=2, n_cols=None, n_rows=None, fini
         raise ValueError(f"{where}: {name} contains NaN or infinite values.")
     if dtype is None:
         return arr
-    out = np.ascontiguousarray(arr, dtype=dtype)
+    with np.errstate(over="ignore"):  # too-large values get the clear error below
+        out = np.ascontiguousarray(arr, dtype=dtype)
     if finite and not np.isfinite(out).all():
         raise ValueError(f"{where}: {name} has values too large for {np.dtype(dtype)}.")
     return out
@@ -82,15 +83,15 @@ def check_labels(name, y, *, where, n_classes, n_rows):
     if arr.size == 0:
         raise ValueError(f"{where}: {name} is empty.")
     if np.issubdtype(arr.dtype, np.floating):
-        if not np.isfinite(arr).all() or (arr != np.round(arr)).any():
+        bad = ~np.isfinite(arr) | (arr != np.round(arr))
+        if bad.any():
             raise ValueError(f"{where}: {name} must hold integer class labels; got "
-                             f"non-integer values such as {arr[arr != np.round(arr)][:1]}.")
-    labels = arr.astype(np.int64)
-    low, high = labels.min(), labels.max()
+                             f"non-integer values such as {arr[bad][:1]}.")
+    low, high = arr.min(), arr.max()  # before the cast: 1e20 must not wrap around
     if low < 0 or high >= n_classes:
         bad = low if low < 0 else high
         raise ValueError(f"{where}: {name} contains label {bad}, outside [0, {n_classes}).")
-    return np.ascontiguousarray(labels)
+    return np.ascontiguousarray(arr.astype(np.int64))
 
 
 def check_scalar(name, value, *, where, low=None, high=None, low_open=False,

@@ -27,6 +27,9 @@ def gradient_check(model, X, y, loss, eps=1e-6, l2=0.0, l1=0.0):
     True
     """
     where = "gradient_check"
+    from .model import Sequential
+    if not isinstance(model, Sequential):
+        raise TypeError(f"{where}: model must be an nn.Sequential; got {model!r}.")
     loss = check_loss(loss, where)
     eps = check_scalar("eps", eps, where=where, low=0.0, low_open=True)
     l2 = check_scalar("l2", l2, where=where, low=0.0)

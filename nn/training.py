@@ -117,7 +117,8 @@ def fit(model, X, y, *, loss, optimizer=None, epochs=10, batch_size=32, l2=0.0, 
         For bad arguments, before any kernel runs.
     DivergenceError
         When the cost turns NaN or infinite; the model keeps the weights it had at the
-        start of that epoch, the last ones known to give a finite cost.
+        start of the last epoch whose first step gave a finite cost (the weights it was
+        given if none did).
     """
     where = "Sequential.fit"
     loss = check_loss(loss, where)
@@ -158,8 +159,12 @@ def fit(model, X, y, *, loss, optimizer=None, epochs=10, batch_size=32, l2=0.0, 
     T_batch = loss.target_buffer(bs, model.n_outputs, model.dtype)
     dout = np.empty((bs, model.n_outputs), model.dtype)
     row_loss = np.empty(bs)
-    good_params = np.empty_like(model.params)
-    good_buffers = np.empty_like(model.buffers)
+    # Restored on divergence: the weights at the start of the last epoch whose first
+    # step gave a finite cost (the given weights until one did). An epoch's start is
+    # kept in start_* and swapped in once its first cost is finite.
+    good_params, good_buffers = model.params.copy(), model.buffers.copy()
+    start_params, start_buffers = np.empty_like(good_params), np.empty_like(good_buffers)
+    good_epoch = initial_epoch
 
     history = History()
     model.stop_training = False
@@ -168,10 +173,11 @@ def fit(model, X, y, *, loss, optimizer=None, epochs=10, batch_size=32, l2=0.0, 
     for epoch in range(initial_epoch, epochs):
         start = time.perf_counter()
         if schedule is not None:
-            optimizer.lr = schedule(epoch)
+            optimizer.lr = check_scalar(f"schedule({epoch})", schedule(epoch), where=where,
+                                        low=0.0, low_open=True)
         order = epoch_order(n, shuffle, seed, epoch, where=where)
-        good_params[...] = model.params
-        good_buffers[...] = model.buffers
+        start_params[...] = model.params
+        start_buffers[...] = model.buffers
         total_cost = 0.0
         hits = scored = 0
         for step, lo in enumerate(range(0, n, bs)):
@@ -188,8 +194,12 @@ def fit(model, X, y, *, loss, optimizer=None, epochs=10, batch_size=32, l2=0.0, 
                 model.buffers[...] = good_buffers
                 raise DivergenceError(
                     f"{where}: the cost became {cost} at epoch {epoch}, step {step}; the "
-                    f"model keeps the weights from the start of epoch {epoch}. Try a lower "
-                    f"learning rate (lr was {optimizer.lr:g}) or normalized inputs.")
+                    f"model keeps the weights from the start of epoch {good_epoch}. Try a "
+                    f"lower learning rate (lr was {optimizer.lr:g}) or normalized inputs.")
+            if step == 0:
+                good_params, start_params = start_params, good_params
+                good_buffers, start_buffers = start_buffers, good_buffers
+                good_epoch = epoch
             optimizer.step(model.params, model.grads)
             total_cost += cost * r
             if loss.classification:
