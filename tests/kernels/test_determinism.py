@@ -1,0 +1,235 @@
+"""Parallel kernels give the same bytes with 1 and 2 Numba threads.
+
+Inputs are above PARALLEL_MIN_SIZE, so the public kernels take their parallel variant;
+BLAS threads are held at 1 for the session (tests/conftest.py), so GEMM bits are fixed
+too. The serial and parallel variants of the batch reductions are also compared with
+each other: a reduction split by thread would differ there first.
+"""
+import importlib
+import pkgutil
+
+import numba
+import numpy as np
+import pytest
+
+import kernels
+from kernels import _reduce, dense, losses
+
+N, K, M = 1100, 48, 64  # (N, M) outputs: 70400 >= PARALLEL_MIN_SIZE; N % BLOCK_ROWS = 12
+
+#: Every parallel variant in kernels/ and the public kernel whose test covers it here.
+PARALLEL_VARIANTS = {
+    "_column_sums_parallel": "column_sums",
+    "_forward_parallel": "activation_forward",
+    "_backward_parallel": "activation_backward",
+    "_bias_act_parallel": "dense_forward",
+    "_grad_parallel": "dense_backward",
+    "_softmax_ce_parallel": "softmax_cross_entropy",
+    "_bce_parallel": "sigmoid_binary_cross_entropy",
+    "_mse_parallel": "mean_squared_error",
+    "_softmax_parallel": "softmax",
+    "_sgd_parallel": "sgd_step",
+}
+
+
+def test_every_parallel_variant_is_covered():
+    found = set()
+    for info in pkgutil.iter_modules(kernels.__path__):
+        module = importlib.import_module(f"kernels.{info.name}")
+        for name, obj in vars(module).items():
+            if getattr(obj, "targetoptions", {}).get("parallel"):
+                found.add(name)
+    assert found == set(PARALLEL_VARIANTS)
+    source = open(__file__).read()
+    for kernel in PARALLEL_VARIANTS.values():
+        assert f"def test_{kernel}_same_bits_any_thread_count(" in source
+
+
+def test_shape_is_parallel():
+    assert N * M >= kernels.PARALLEL_MIN_SIZE and N % kernels.BLOCK_ROWS != 0
+
+
+@pytest.fixture
+def at_threads():
+    """at_threads(n, fn): fn() with n Numba threads; the count is restored after."""
+    before = numba.get_num_threads()
+
+    def run(n, fn):
+        numba.set_num_threads(n)
+        try:
+            return fn()
+        finally:
+            numba.set_num_threads(before)
+
+    yield run
+    numba.set_num_threads(before)
+
+
+def _bits(results):
+    return [np.asarray(r).tobytes() for r in results]
+
+
+def _assert_same_bits_1_and_2_threads(at_threads, call):
+    """call() makes fresh outputs, runs a kernel and returns every output and the
+    returned value; the bytes must not depend on the thread count."""
+    one = at_threads(1, call)
+    for r in one:
+        assert not np.isnan(np.asarray(r, dtype=np.float64)).any()  # all written
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("one Numba thread available (NUMBA_NUM_THREADS < 2)")
+    two = at_threads(2, call)
+    assert _bits(one) == _bits(two)
+
+
+def _nan(shape, dtype=np.float64):
+    return np.full(shape, np.nan, dtype)
+
+
+@pytest.fixture
+def data(dtype):
+    """Inputs for every kernel, of parallel size, in dtype (seeded)."""
+    rng = np.random.default_rng(0)
+    d = dict(
+        X=rng.standard_normal((N, K)).astype(dtype),
+        W=(rng.standard_normal((K, M)) / np.sqrt(K)).astype(dtype),
+        b=rng.standard_normal(M).astype(dtype),
+        Z=(3.0 * rng.standard_normal((N, M))).astype(dtype),
+        dA=(rng.standard_normal((N, M)) / np.sqrt(N)).astype(dtype),
+        Y=rng.random((N, M)).astype(dtype),
+        y=rng.integers(0, M, N),
+        params=rng.standard_normal(N * M).astype(dtype),
+    )
+    d["A"] = np.tanh(d["Z"])
+    return d
+
+
+# --- public kernels, 1 vs 2 threads -------------------------------------------------------
+
+def test_column_sums_same_bits_any_thread_count(at_threads, data, dtype):
+    def call():
+        scratch, out = _nan((kernels.n_blocks(N), M)), _nan(M, dtype)
+        kernels.column_sums(data["Z"], scratch, out)
+        return scratch, out
+    _assert_same_bits_1_and_2_threads(at_threads, call)
+
+
+def test_activation_forward_same_bits_any_thread_count(at_threads, data, dtype):
+    def call():
+        A = _nan((N, M), dtype)
+        kernels.activation_forward(data["Z"], kernels.ACT_SIGMOID, A)
+        return (A,)
+    _assert_same_bits_1_and_2_threads(at_threads, call)
+
+
+def test_activation_backward_same_bits_any_thread_count(at_threads, data, dtype):
+    def call():
+        dZ = _nan((N, M), dtype)
+        kernels.activation_backward(data["Z"], data["A"], data["dA"], kernels.ACT_TANH, dZ)
+        return (dZ,)
+    _assert_same_bits_1_and_2_threads(at_threads, call)
+
+
+def test_dense_forward_same_bits_any_thread_count(at_threads, data, dtype):
+    def call():
+        Z, A = _nan((N, M), dtype), _nan((N, M), dtype)
+        kernels.dense_forward(data["X"], data["W"], data["b"], kernels.ACT_TANH, Z, A)
+        return Z, A
+    _assert_same_bits_1_and_2_threads(at_threads, call)
+
+
+def test_dense_backward_same_bits_any_thread_count(at_threads, data, dtype):
+    def call():
+        dZ, dW, db, dX = _nan((N, M), dtype), _nan((K, M), dtype), _nan(M, dtype), \
+            _nan((N, K), dtype)
+        scratch = _nan((kernels.n_blocks(N), M))
+        cost = kernels.dense_backward(data["X"], data["W"], data["Z"], data["A"], data["dA"],
+                                      kernels.ACT_TANH, 30.0, 10.0, dZ, dW, db, dX, scratch)
+        return dZ, dW, db, dX, scratch, cost
+    _assert_same_bits_1_and_2_threads(at_threads, call)
+
+
+def test_softmax_cross_entropy_same_bits_any_thread_count(at_threads, data, dtype):
+    def call():
+        dZ, row_loss = _nan((N, M), dtype), _nan(N)
+        loss = kernels.softmax_cross_entropy(data["Z"], data["y"], dZ, row_loss)
+        return dZ, row_loss, loss
+    _assert_same_bits_1_and_2_threads(at_threads, call)
+
+
+def test_sigmoid_binary_cross_entropy_same_bits_any_thread_count(at_threads, data, dtype):
+    def call():
+        dZ, row_loss = _nan((N, M), dtype), _nan(N)
+        loss = kernels.sigmoid_binary_cross_entropy(data["Z"], data["Y"], dZ, row_loss)
+        return dZ, row_loss, loss
+    _assert_same_bits_1_and_2_threads(at_threads, call)
+
+
+def test_mean_squared_error_same_bits_any_thread_count(at_threads, data, dtype):
+    def call():
+        dA, row_loss = _nan((N, M), dtype), _nan(N)
+        loss = kernels.mean_squared_error(data["Z"], data["Y"], dA, row_loss)
+        return dA, row_loss, loss
+    _assert_same_bits_1_and_2_threads(at_threads, call)
+
+
+def test_softmax_same_bits_any_thread_count(at_threads, data, dtype):
+    def call():
+        P = _nan((N, M), dtype)
+        kernels.softmax(data["Z"], P)
+        return (P,)
+    _assert_same_bits_1_and_2_threads(at_threads, call)
+
+
+def test_sgd_step_same_bits_any_thread_count(at_threads, data, dtype):
+    def call():
+        params = data["params"].copy()
+        kernels.sgd_step(params, data["params"][::-1].copy(), 0.1)
+        return (params,)
+    _assert_same_bits_1_and_2_threads(at_threads, call)
+
+
+# --- serial vs parallel variants of the batch reductions ------------------------------------
+
+def _serial_vs_parallel(at_threads, serial, parallel):
+    """serial() and parallel() (the latter with 2 threads if there are 2) give the same bytes."""
+    threads = min(2, numba.config.NUMBA_NUM_THREADS)
+    s = serial()
+    p = at_threads(threads, parallel)
+    for r in s:
+        assert not np.isnan(np.asarray(r, dtype=np.float64)).any()
+    assert _bits(s) == _bits(p)
+
+
+def test_column_sums_serial_and_parallel_same_bits(at_threads, data, dtype):
+    def run(variant):
+        def call():
+            scratch, out = _nan((kernels.n_blocks(N), M)), _nan(M, dtype)
+            variant(data["Z"], scratch, out)
+            return scratch, out
+        return call
+    _serial_vs_parallel(at_threads, run(_reduce._column_sums_serial),
+                        run(_reduce._column_sums_parallel))
+
+
+def test_dense_backward_db_serial_and_parallel_same_bits(at_threads, data, dtype):
+    def run(variant):
+        def call():
+            dZ, db = _nan((N, M), dtype), _nan(M, dtype)
+            scratch = _nan((kernels.n_blocks(N), M))
+            variant(data["Z"], data["A"], data["dA"], kernels.ACT_TANH, dZ, scratch, True)
+            _reduce.fold_blocks(scratch, db)
+            return dZ, scratch, db
+        return call
+    _serial_vs_parallel(at_threads, run(dense._grad_serial), run(dense._grad_parallel))
+
+
+@pytest.mark.parametrize("name, target", [("_softmax_ce", "y"), ("_bce", "Y"), ("_mse", "Y")])
+def test_losses_serial_and_parallel_same_bits(at_threads, data, dtype, name, target):
+    def run(variant):
+        def call():
+            dZ, row_loss = _nan((N, M), dtype), _nan(N)
+            variant(data["Z"], data[target], dZ, row_loss)
+            return dZ, row_loss, kernels.ordered_sum(row_loss)
+        return call
+    _serial_vs_parallel(at_threads, run(getattr(losses, name + "_serial")),
+                        run(getattr(losses, name + "_parallel")))
