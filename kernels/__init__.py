@@ -24,7 +24,10 @@ from .losses import (
     count_binary_correct, count_correct, mean_squared_error, sigmoid_binary_cross_entropy, softmax,
     softmax_cross_entropy,
 )
-from .optim import sgd_step
+from .optim import adam_step, momentum_step, rmsprop_step, sgd_step
+from ._random import uniform_from_counter
+from .batchnorm import batchnorm_backward, batchnorm_forward_infer, batchnorm_forward_train
+from .dropout import dropout_backward, dropout_forward
 
 __all__ = [
     "ACT_IDENTITY", "ACT_LEAKY_RELU", "ACT_RELU", "ACT_SIGMOID", "ACT_TANH",
@@ -33,4 +36,9 @@ __all__ = [
     "count_correct", "dense_backward",
     "dense_forward", "mean_squared_error", "n_blocks", "ordered_sum", "sgd_step",
     "sigmoid_binary_cross_entropy", "softmax", "softmax_cross_entropy", "weight_penalty",
+]
+__all__ += ["adam_step", "momentum_step", "rmsprop_step"]
+__all__ += [
+    "batchnorm_backward", "batchnorm_forward_infer", "batchnorm_forward_train",
+    "dropout_backward", "dropout_forward", "uniform_from_counter",
 ]

@@ -5,13 +5,14 @@ The public names (see README.md):
 >>> import nn
 >>> model = nn.Sequential([nn.Dense(64, 32, activation="relu"), nn.Dense(32, 10)], seed=0)
 """
-from . import data, datasets, initializers
+from . import data, datasets, initializers, schedules
 from ._threads import get_num_threads, set_num_threads
 from .diagnostics import gradient_check
 from .layers import Activation, Dense, Layer
+from .layers import BatchNorm, Dropout
 from .losses import BinaryCrossEntropy, Loss, MeanSquaredError, SoftmaxCrossEntropy
 from .model import Sequential
-from .optimizers import SGD, Optimizer
+from .optimizers import SGD, Adam, Momentum, Optimizer, RMSprop
 from .training import Callback, DivergenceError, History
 
 __version__ = "0.1.0"
@@ -21,4 +22,6 @@ __all__ = [
     "Layer", "Loss", "MeanSquaredError", "Optimizer", "SGD", "Sequential",
     "SoftmaxCrossEntropy", "data", "datasets", "get_num_threads", "gradient_check",
     "initializers", "set_num_threads",
+    "Adam", "Momentum", "RMSprop", "schedules",
 ]
+__all__ += ["BatchNorm", "Dropout"]

@@ -10,7 +10,9 @@ def gradient_check(model, X, y, loss, eps=1e-6, l2=0.0, l1=0.0):
 
     The model is copied to float64; for every parameter theta_i the numerical gradient
     is ``(J(theta_i + eps) - J(theta_i - eps)) / (2 eps)`` where J is the cost (mean
-    loss plus the L2/L1 penalty) of a training-mode forward on X.
+    loss plus the L2/L1 penalty) of a training-mode forward on X. Dropout masks are held
+    fixed (every forward uses each Dropout's current step) and BatchNorm's running
+    statistics are restored after each forward.
 
     Returns
     -------
@@ -35,8 +37,17 @@ def gradient_check(model, X, y, loss, eps=1e-6, l2=0.0, l1=0.0):
     l2 = check_scalar("l2", l2, where=where, low=0.0)
     l1 = check_scalar("l1", l1, where=where, low=0.0)
     m64 = model.copy(dtype=np.float64)
+    # Dropout draws a new mask at each training forward; hold every Dropout's step at
+    # its current value so backprop and both sides of each difference see one mask.
+    steps = {i: layer.step for i, layer in enumerate(m64.layers) if hasattr(layer, "step")}
+
+    def freeze_masks():
+        for i, step in steps.items():
+            m64.layers[i].step = step
+
     X = m64._check_X(X, where)
     T = loss.targets(y, m64.n_outputs, X.shape[0], m64.dtype, where)
+    freeze_masks()
     out = m64._forward(X, True)
     dout = np.empty_like(out)
     row_loss = np.empty(X.shape[0])
@@ -47,6 +58,7 @@ def gradient_check(model, X, y, loss, eps=1e-6, l2=0.0, l1=0.0):
 
     def cost():
         m64.buffers[...] = state  # BatchNorm running statistics do not drift
+        freeze_masks()
         value = loss.loss_and_grad(m64._forward(X, True), T, dout, row_loss)
         return value + m64.penalty(l2, l1, X.shape[0])
 

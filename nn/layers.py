@@ -4,6 +4,8 @@ A layer never holds a formula: its forward and backward call one kernel each. Wo
 buffers are allocated once per batch size and reused, so a training step allocates
 nothing after its first batch.
 """
+import numbers
+
 import numpy as np
 
 import kernels
@@ -190,7 +192,12 @@ class Activation(Layer):
         A = np.empty((n, self._width), dtype)
         return A, np.empty_like(A)
 
+    #: True when Sequential fused this activation into the BatchNorm before it.
+    fused = False
+
     def forward(self, X, training):
+        if self.fused:
+            return X
         A, dZ = work = self._work(X.shape[0], X.dtype, self._make_work)
         kernels.activation_forward(X, self.act_code, A)
         self._X, self._cur = X, work
@@ -199,10 +206,187 @@ class Activation(Layer):
     def backward(self, dA, need_dX, l2, l1):
         if not need_dX:
             return None, 0.0
+        if self.fused:
+            return dA, 0.0
         A, dZ = self._cur
         kernels.activation_backward(self._X, A, dA, self.act_code, dZ)
         return dZ, 0.0
 
 
+class BatchNorm(Layer):
+    """Batch normalization of each of ``n`` features over the rows of a batch.
+
+    Training: ``A = gamma * (Z - mean) / sqrt(var + eps) + beta`` with the batch mean and
+    the *biased* batch variance, and ``running = momentum * running + (1 - momentum) *
+    batch`` for the mean and the biased variance. Eval mode (``predict``, ``evaluate``,
+    ``forward(training=False)``) uses ``running_mean`` and ``running_var`` instead.
+
+    Use it after ``Dense(..., use_bias=False)``: beta plays the bias's part. When an
+    ``Activation`` layer follows, ``Sequential`` fuses the activation into this layer's
+    kernels and the Activation layer passes its input through.
+
+    Parameters
+    ----------
+    n : int
+        Number of features (the previous layer's width).
+    momentum : float in [0, 1]
+        Weight of the old running value. PyTorch's ``momentum=0.1`` is ``0.9`` here.
+    eps : float > 0
+        Added to the variance. Keeps a zero-variance feature finite (it maps to beta).
+
+    Attributes
+    ----------
+    gamma, beta : views into ``model.params`` (start at 1 and 0), trained.
+    running_mean, running_var : views into ``model.buffers`` (start at 0 and 1). Unlike
+        PyTorch, ``running_var`` holds the biased variance; PyTorch's value is
+        ``running_var * m / (m - 1)`` for batches of m rows.
+
+    Raises
+    ------
+    ValueError
+        In training mode on a batch of one row (its variance is 0 by definition), as
+        PyTorch does; ``fit`` checks its batch sizes for this before training starts.
+    """
+
+    gamma = _param_property("gamma")
+    beta = _param_property("beta")
+    dgamma = _param_property("gamma", "_grads")
+    dbeta = _param_property("beta", "_grads")
+    running_mean = _param_property("running_mean", "_buffers")
+    running_var = _param_property("running_var", "_buffers")
+
+    def __init__(self, n, momentum=0.9, eps=1e-5):
+        where = "BatchNorm"
+        self.n = check_scalar("n", n, where=where, low=1, integer=True)
+        self.momentum = check_scalar("momentum", momentum, where=where, low=0.0, high=1.0)
+        self.eps = check_scalar("eps", eps, where=where, low=0.0, low_open=True)
+        self.act_code = kernels.ACT_IDENTITY  # set by Sequential when it fuses
+
+    def output_width(self, n_in):
+        if n_in is not None and n_in != self.n:
+            raise ValueError(f"BatchNorm: n must equal the previous layer's width {n_in}; "
+                             f"got n={self.n}.")
+        return self.n
+
+    def param_shapes(self):
+        return [("gamma", (self.n,)), ("beta", (self.n,))]
+
+    def buffer_shapes(self):
+        return [("running_mean", (self.n,)), ("running_var", (self.n,))]
+
+    def init_params(self, rng):
+        self._params["gamma"][...] = 1
+        self._params["beta"][...] = 0
+        self._buffers["running_mean"][...] = 0
+        self._buffers["running_var"][...] = 1
+
+    def config(self):
+        return {"n": self.n, "momentum": self.momentum, "eps": self.eps}
+
+    def _make_work(self, n, dtype):
+        A = np.empty((n, self.n), dtype)
+        return (A, np.empty_like(A), np.empty(self.n), np.empty(self.n),
+                np.empty((2, self.n)))
+
+    def forward(self, X, training):
+        A, dZ, mean, inv_std, scratch = work = self._work(X.shape[0], X.dtype, self._make_work)
+        p, b = self._params, self._buffers
+        if training:
+            if X.shape[0] < 2:
+                raise ValueError(
+                    f"BatchNorm: expected more than 1 value per feature when training; got "
+                    f"a batch of {X.shape[0]} row. Use a batch of 2 or more rows, or eval "
+                    f"mode (training=False).")
+            kernels.batchnorm_forward_train(
+                X, p["gamma"], p["beta"], b["running_mean"], b["running_var"],
+                self.momentum, self.eps, self.act_code, mean, inv_std, A)
+            self._X, self._cur = X, work
+        else:
+            kernels.batchnorm_forward_infer(
+                X, p["gamma"], p["beta"], b["running_mean"], b["running_var"], self.eps,
+                self.act_code, inv_std, A)
+        return A
+
+    def backward(self, dA, need_dX, l2, l1):
+        """Fill dgamma and dbeta; return dZ (None when ``need_dX`` is False) and 0.0:
+        gamma and beta are not penalized."""
+        A, dZ, mean, inv_std, scratch = self._cur
+        p, g = self._params, self._grads
+        kernels.batchnorm_backward(self._X, A, dA, p["gamma"], p["beta"], mean, inv_std,
+                                   self.act_code, dZ, g["gamma"], g["beta"], scratch)
+        return (dZ if need_dX else None), 0.0
+
+
+class Dropout(Layer):
+    """Inverted dropout: in training, keep each activation with probability
+    ``keep_prob`` and scale the kept ones by ``1 / keep_prob``; identity in eval mode.
+
+    The mask of element (i, j) is ``uniform_from_counter(seed, step, i * d + j) <
+    keep_prob``: a hash, so the same bits for any thread count and on every run.
+    ``seed`` is derived by ``Sequential`` from the model seed and the layer's index;
+    ``step`` counts training forwards (one increment each). ``state()`` returns both,
+    ``set_state`` restores them (``Sequential.copy`` carries them over).
+
+    Parameters
+    ----------
+    keep_prob : float in (0, 1]
+        Probability of keeping an activation; 1 makes the layer the identity.
+
+    Raises
+    ------
+    ValueError
+        When keep_prob is outside (0, 1].
+    """
+
+    def __init__(self, keep_prob=0.5):
+        where = "Dropout"
+        if isinstance(keep_prob, bool) or not isinstance(keep_prob, numbers.Real):
+            raise TypeError(f"{where}: keep_prob must be a real number in (0, 1]; "
+                            f"got {keep_prob!r}.")
+        if not 0.0 < keep_prob <= 1.0:  # also False for NaN
+            raise ValueError(f"{where}: keep_prob must be in (0, 1]; got {keep_prob}.")
+        self.keep_prob = float(keep_prob)
+        self.seed = 0
+        self.step = 0
+
+    def config(self):
+        return {"keep_prob": self.keep_prob}
+
+    def state(self):
+        """``{"seed": int, "step": int}``: what a save needs to resume the same masks."""
+        return {"seed": int(self.seed), "step": int(self.step)}
+
+    def set_state(self, state):
+        self.seed = int(state["seed"])
+        self.step = int(state["step"])
+
+    def output_width(self, n_in):
+        self._width = n_in
+        return n_in
+
+    def _make_work(self, n, dtype):
+        out = np.empty((n, self._width), dtype)
+        return out, np.empty_like(out), np.empty(out.shape, np.bool_)
+
+    def forward(self, X, training):
+        if not training or self.keep_prob == 1.0:
+            self._cur = None
+            return X
+        out, dX, mask = work = self._work(X.shape[0], X.dtype, self._make_work)
+        kernels.dropout_forward(X, self.keep_prob, self.seed, self.step, mask, out)
+        self.step += 1
+        self._cur = work
+        return out
+
+    def backward(self, dA, need_dX, l2, l1):
+        if not need_dX:
+            return None, 0.0
+        if self._cur is None:
+            return dA, 0.0
+        out, dX, mask = self._cur
+        kernels.dropout_backward(dA, mask, self.keep_prob, dX)
+        return dX, 0.0
+
+
 #: Layer classes by name, for rebuilding a model from its JSON config.
-LAYER_TYPES = {cls.__name__: cls for cls in (Dense, Activation)}
+LAYER_TYPES = {cls.__name__: cls for cls in (Dense, Activation, BatchNorm, Dropout)}

@@ -4,7 +4,7 @@ import numpy as np
 import kernels
 
 from ._validation import check_array, check_dtype, check_scalar
-from .layers import LAYER_TYPES, Dense, Layer
+from .layers import LAYER_TYPES, Activation, BatchNorm, Dense, Dropout, Layer
 from .losses import check_loss
 
 
@@ -87,6 +87,30 @@ class Sequential:
         rng = np.random.default_rng(self.seed)
         for layer in self.layers:
             layer.init_params(rng)
+        self._fuse_and_seed()
+
+    def _fuse_and_seed(self):
+        """Give each Dropout its seed, derived from (model seed, layer index), and fuse
+        an Activation that follows a BatchNorm into the BatchNorm's kernels."""
+        for i, layer in enumerate(self.layers):
+            if isinstance(layer, Dropout):
+                state = np.random.SeedSequence([self.seed, i]).generate_state(1, np.uint64)
+                layer.seed = int(state[0] >> np.uint64(1))  # fits an int64 argument
+                layer.step = 0
+            nxt = self.layers[i + 1] if i + 1 < len(self.layers) else None
+            if isinstance(layer, BatchNorm) and isinstance(nxt, Activation):
+                layer.act_code = nxt.act_code
+                nxt.fused = True
+
+    def layer_states(self):
+        """Per-layer counters that are not arrays (Dropout's seed and step), as
+        ``{layer index: state dict}``; a save stores it, ``set_layer_states`` restores."""
+        return {i: layer.state() for i, layer in enumerate(self.layers)
+                if hasattr(layer, "state")}
+
+    def set_layer_states(self, states):
+        for i, state in states.items():
+            self.layers[int(i)].set_state(state)
 
     def _allocate(self):
         p_shapes = [layer.param_shapes() for layer in self.layers]
@@ -203,7 +227,24 @@ class Sequential:
     def fit(self, X, y, **kwargs):
         """Train by mini-batch gradient descent; see ``nn.training.fit``."""
         from .training import fit
+        self._check_batchnorm_batches(X, kwargs.get("batch_size", _fit_default("batch_size")))
         return fit(self, X, y, **kwargs)
+
+    def _check_batchnorm_batches(self, X, batch_size):
+        """A BatchNorm model cannot train on a 1-row batch: say so before training, not
+        at the last partial batch of the first epoch. Other bad values are left to fit."""
+        if not any(isinstance(layer, BatchNorm) for layer in self.layers):
+            return
+        n = np.shape(X)[0] if np.ndim(X) >= 1 else 0
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
+                or batch_size < 1 or n < 1:
+            return
+        bs = min(int(batch_size), n)
+        if bs == 1 or n % bs == 1:
+            raise ValueError(
+                f"Sequential.fit: a model with BatchNorm needs at least 2 rows per batch; "
+                f"batch_size={batch_size} with {n} samples gives a batch of 1 row. Choose "
+                f"a batch_size whose remainder n % batch_size is not 1 (or drop a row).")
 
     # -- structure ----------------------------------------------------------------
 
@@ -227,9 +268,16 @@ class Sequential:
         clone = Sequential.from_config(config)
         clone.params[...] = self.params
         clone.buffers[...] = self.buffers
+        clone.set_layer_states(self.layer_states())
         clone.loss = self.loss
         return clone
 
     def __repr__(self):
         inner = ",\n    ".join(map(repr, self.layers))
         return f"Sequential([\n    {inner},\n], dtype={self.dtype.name}, seed={self.seed})"
+
+
+def _fit_default(name):
+    import inspect
+    from .training import fit
+    return inspect.signature(fit).parameters[name].default

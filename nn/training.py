@@ -99,6 +99,9 @@ def fit(model, X, y, *, loss, optimizer=None, epochs=10, batch_size=32, l2=0.0, 
         rows in the mini-batch; their gradients enter in the dense backward kernel.
     schedule : callable ``schedule(epoch) -> lr`` or None
         Sets the optimizer's learning rate at the start of each epoch (epoch from 0).
+        A schedule with ``per_step = True`` (``nn.schedules.InverseSqrtStepDecay``) is
+        called before every step instead, with the step count from 0 over the whole
+        training, ``epoch * ceil(n_samples / batch_size) + step``.
     validation_data : (X_dev, y_dev) or None
         Evaluated in eval mode after each epoch (``dev_loss``, ``dev_accuracy``).
     callbacks : list of Callback
@@ -155,6 +158,8 @@ def fit(model, X, y, *, loss, optimizer=None, epochs=10, batch_size=32, l2=0.0, 
 
     model.loss, model.optimizer = loss, optimizer
     bs = min(batch_size, n)
+    per_step = schedule is not None and getattr(schedule, "per_step", False) is True
+    steps_per_epoch = -(-n // bs)
     X_batch = np.empty((bs, X.shape[1]), model.dtype)
     T_batch = loss.target_buffer(bs, model.n_outputs, model.dtype)
     dout = np.empty((bs, model.n_outputs), model.dtype)
@@ -172,7 +177,7 @@ def fit(model, X, y, *, loss, optimizer=None, epochs=10, batch_size=32, l2=0.0, 
         cb.on_train_begin(model, history)
     for epoch in range(initial_epoch, epochs):
         start = time.perf_counter()
-        if schedule is not None:
+        if schedule is not None and not per_step:
             optimizer.lr = check_scalar(f"schedule({epoch})", schedule(epoch), where=where,
                                         low=0.0, low_open=True)
         order = epoch_order(n, shuffle, seed, epoch, where=where)
@@ -200,6 +205,9 @@ def fit(model, X, y, *, loss, optimizer=None, epochs=10, batch_size=32, l2=0.0, 
                 good_params, start_params = start_params, good_params
                 good_buffers, start_buffers = start_buffers, good_buffers
                 good_epoch = epoch
+            if per_step:
+                optimizer.lr = check_scalar("schedule(step)", schedule(
+                    epoch * steps_per_epoch + step), where=where, low=0.0, low_open=True)
             optimizer.step(model.params, model.grads)
             total_cost += cost * r
             if loss.classification:

@@ -197,3 +197,104 @@ def ordered_sum(values):
 def sgd_step(params, grads, lr):
     """The updated parameters: params - lr * grads."""
     return _f64(params) - lr * _f64(grads)
+
+
+# --- batch normalization ------------------------------------------------------------
+
+def batchnorm_forward_train(Z, gamma, beta, running_mean, running_var, momentum, eps,
+                            act_code):
+    """Returns (A, mean, inv_std, new_running_mean, new_running_var):
+    biased batch variance, A = act(gamma * (Z - mean) / sqrt(var + eps) + beta),
+    running = momentum * running + (1 - momentum) * batch."""
+    Z = _f64(Z)
+    mean = Z.mean(axis=0)
+    var = ((Z - mean) ** 2).mean(axis=0)
+    inv_std = 1.0 / np.sqrt(var + eps)
+    Y = _f64(gamma) * (Z - mean) * inv_std + _f64(beta)
+    rm = momentum * _f64(running_mean) + (1.0 - momentum) * mean
+    rv = momentum * _f64(running_var) + (1.0 - momentum) * var
+    return activation_forward(Y, act_code), mean, inv_std, rm, rv
+
+
+def batchnorm_forward_infer(Z, gamma, beta, running_mean, running_var, eps, act_code):
+    """A = act(gamma * (Z - running_mean) / sqrt(running_var + eps) + beta)."""
+    Y = _f64(gamma) * (_f64(Z) - _f64(running_mean)) / np.sqrt(_f64(running_var) + eps) \
+        + _f64(beta)
+    return activation_forward(Y, act_code)
+
+
+def batchnorm_backward(Z, dA, gamma, beta, eps, act_code):
+    """Returns (dZ, dgamma, dbeta) of the training forward, by the textbook chain rule
+    through mean and variance (not the simplified form the kernel uses)."""
+    Z, dA, gamma, beta = _f64(Z), _f64(dA), _f64(gamma), _f64(beta)
+    m = Z.shape[0]
+    mean = Z.mean(axis=0)
+    var = ((Z - mean) ** 2).mean(axis=0)
+    std = np.sqrt(var + eps)
+    X_hat = (Z - mean) / std
+    dY = activation_backward(gamma * X_hat + beta, dA, act_code)
+    dbeta = dY.sum(axis=0)
+    dgamma = (dY * X_hat).sum(axis=0)
+    dX_hat = dY * gamma
+    dvar = (dX_hat * (Z - mean) * -0.5 * std ** -3).sum(axis=0)
+    dmean = (-dX_hat / std).sum(axis=0) + dvar * (-2.0 * (Z - mean)).mean(axis=0)
+    dZ = dX_hat / std + dvar * 2.0 * (Z - mean) / m + dmean / m
+    return dZ, dgamma, dbeta
+
+
+# --- dropout ------------------------------------------------------------------------
+
+_MASK64 = (1 << 64) - 1
+
+
+def uniform_from_counter(seed, step, index):
+    """splitmix64's finalizer on seed * golden ^ step * C ^ index, with Python ints
+    masked to 64 bits; the top 53 bits as a float in [0, 1)."""
+    z = ((seed * 0x9E3779B97F4A7C15) & _MASK64) ^ ((step * 0xD1B54A32D192ED03) & _MASK64) \
+        ^ (index & _MASK64)
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
+    z = z ^ (z >> 31)
+    return (z >> 11) / 9007199254740992.0
+
+
+def dropout_mask(shape, keep_prob, seed, step):
+    """mask[i, j] = uniform_from_counter(seed, step, i * d + j) < keep_prob (slow: small
+    shapes only)."""
+    n, d = shape
+    return np.array([[uniform_from_counter(seed, step, i * d + j) < keep_prob
+                      for j in range(d)] for i in range(n)], dtype=bool)
+
+
+def dropout_forward(X, keep_prob, seed, step):
+    """Returns (mask, out) with out = X * mask / keep_prob."""
+    mask = dropout_mask(np.shape(X), keep_prob, seed, step)
+    return mask, np.where(mask, _f64(X) / keep_prob, 0.0)
+
+
+def dropout_backward(dA, mask, keep_prob):
+    """dX = dA * mask / keep_prob."""
+    return np.where(mask, _f64(dA) / keep_prob, 0.0)
+
+
+def momentum_step(params, grads, v, lr, beta):
+    """(params, v) after one step: v = beta*v + (1-beta)*grads; params - lr*v."""
+    v = beta * _f64(v) + (1 - beta) * _f64(grads)
+    return _f64(params) - lr * v, v
+
+
+def rmsprop_step(params, grads, s, lr, beta, eps):
+    """(params, s) after one step: s = beta*s + (1-beta)*grads**2;
+    params - lr*grads/(sqrt(s)+eps)."""
+    g = _f64(grads)
+    s = beta * _f64(s) + (1 - beta) * g ** 2
+    return _f64(params) - lr * g / (np.sqrt(s) + eps), s
+
+
+def adam_step(params, grads, m, v, lr, beta1, beta2, eps, bc1, bc2_sqrt):
+    """(params, m, v) after one step, textbook form: m_hat = m/bc1, v_hat = v/bc2_sqrt**2,
+    params - lr*m_hat/(sqrt(v_hat)+eps)."""
+    g = _f64(grads)
+    m = beta1 * _f64(m) + (1 - beta1) * g
+    v = beta2 * _f64(v) + (1 - beta2) * g ** 2
+    return _f64(params) - lr * (m / bc1) / (np.sqrt(v / bc2_sqrt ** 2) + eps), m, v

@@ -13,12 +13,15 @@ import numpy as np
 import pytest
 
 import kernels
-from kernels import _reduce, dense, losses
+from kernels import _reduce, batchnorm, dense, dropout, losses
 
 N, K, M = 1100, 48, 64  # (N, M) outputs: 70400 >= PARALLEL_MIN_SIZE; N % BLOCK_ROWS = 12
 
 #: Every parallel variant in kernels/ and the public kernel whose test covers it here.
 PARALLEL_VARIANTS = {
+    "_momentum_parallel": "momentum_step",
+    "_rmsprop_parallel": "rmsprop_step",
+    "_adam_parallel": "adam_step",
     "_column_sums_parallel": "column_sums",
     "_forward_parallel": "activation_forward",
     "_backward_parallel": "activation_backward",
@@ -29,6 +32,11 @@ PARALLEL_VARIANTS = {
     "_mse_parallel": "mean_squared_error",
     "_softmax_parallel": "softmax",
     "_sgd_parallel": "sgd_step",
+    "_bn_train_parallel": "batchnorm_forward_train",
+    "_bn_infer_parallel": "batchnorm_forward_infer",
+    "_bn_backward_parallel": "batchnorm_backward",
+    "_dropout_forward_parallel": "dropout_forward",
+    "_dropout_backward_parallel": "dropout_backward",
 }
 
 
@@ -233,3 +241,112 @@ def test_losses_serial_and_parallel_same_bits(at_threads, data, dtype, name, tar
         return call
     _serial_vs_parallel(at_threads, run(getattr(losses, name + "_serial")),
                         run(getattr(losses, name + "_parallel")))
+
+
+# --- batch normalization and dropout ---------------------------------------------------------
+
+def _bn_train_call(data, dtype, variant=None):
+    def call():
+        rm, rv = data["b"].copy(), np.abs(data["b"]) + dtype(0.5)
+        mean, inv_std, A = _nan(M), _nan(M), _nan((N, M), dtype)
+        (variant or kernels.batchnorm_forward_train)(
+            data["Z"], data["b"], data["b"][::-1].copy(), rm, rv, 0.9, 1e-5, kernels.ACT_TANH,
+            mean, inv_std, A)
+        return rm, rv, mean, inv_std, A
+    return call
+
+
+def _bn_backward_call(data, dtype, variant=None):
+    def call():
+        rm, rv, mean, inv_std, A = _bn_train_call(data, dtype)()
+        dZ, dgamma, dbeta, scratch = _nan((N, M), dtype), _nan(M, dtype), _nan(M, dtype), \
+            _nan((2, M))
+        (variant or kernels.batchnorm_backward)(
+            data["Z"], A, data["dA"], data["b"], data["b"][::-1].copy(), mean, inv_std,
+            kernels.ACT_TANH, dZ, dgamma, dbeta, scratch)
+        return dZ, dgamma, dbeta, scratch
+    return call
+
+
+def test_batchnorm_forward_train_same_bits_any_thread_count(at_threads, data, dtype):
+    _assert_same_bits_1_and_2_threads(at_threads, _bn_train_call(data, dtype))
+
+
+def test_batchnorm_forward_infer_same_bits_any_thread_count(at_threads, data, dtype):
+    def call():
+        inv_std, A = _nan(M), _nan((N, M), dtype)
+        kernels.batchnorm_forward_infer(data["Z"], data["b"], data["b"], data["b"],
+                                        np.abs(data["b"]), 1e-5, kernels.ACT_RELU, inv_std, A)
+        return inv_std, A
+    _assert_same_bits_1_and_2_threads(at_threads, call)
+
+
+def test_batchnorm_backward_same_bits_any_thread_count(at_threads, data, dtype):
+    _assert_same_bits_1_and_2_threads(at_threads, _bn_backward_call(data, dtype))
+
+
+def test_dropout_forward_same_bits_any_thread_count(at_threads, data, dtype):
+    def call():
+        mask, out = np.zeros((N, M), np.bool_), _nan((N, M), dtype)
+        kernels.dropout_forward(data["Z"], 0.7, 99, 12, mask, out)
+        return mask, out
+    _assert_same_bits_1_and_2_threads(at_threads, call)
+
+
+def test_dropout_backward_same_bits_any_thread_count(at_threads, data, dtype):
+    def call():
+        mask = data["Y"] < 0.6
+        dX = _nan((N, M), dtype)
+        kernels.dropout_backward(data["dA"], mask, 0.6, dX)
+        return (dX,)
+    _assert_same_bits_1_and_2_threads(at_threads, call)
+
+
+def test_batchnorm_serial_and_parallel_same_bits(at_threads, data, dtype):
+    """Each column is summed in row order in both variants: identical bytes."""
+    _serial_vs_parallel(at_threads, _bn_train_call(data, dtype, batchnorm._bn_train_serial),
+                        _bn_train_call(data, dtype, batchnorm._bn_train_parallel))
+    _serial_vs_parallel(at_threads,
+                        _bn_backward_call(data, dtype, batchnorm._bn_backward_serial),
+                        _bn_backward_call(data, dtype, batchnorm._bn_backward_parallel))
+
+
+def test_dropout_serial_and_parallel_same_bits(at_threads, data, dtype):
+    def run(variant):
+        def call():
+            mask, out = np.zeros((N, M), np.bool_), _nan((N, M), dtype)
+            variant(data["Z"], 0.7, 99, 12, mask, out)
+            return mask, out
+        return call
+    _serial_vs_parallel(at_threads, run(dropout._dropout_forward_serial),
+                        run(dropout._dropout_forward_parallel))
+
+
+# --- momentum, RMSprop, Adam ----------------------------------------------------------------
+
+def _optim_call(name, data, dtype):
+    def call():
+        params, grads = data["params"].copy(), data["params"][::-1].copy()
+        state = [np.abs(data["params"]) * dtype(0.5) for _ in range(2)]
+        for t in (1, 2, 3):
+            if name == "momentum":
+                kernels.momentum_step(params, grads, state[0], 0.05, 0.9)
+            elif name == "rmsprop":
+                kernels.rmsprop_step(params, grads, state[0], 0.01, 0.9, 1e-8)
+            else:
+                kernels.adam_step(params, grads, state[0], state[1], 0.01, 0.9, 0.999, 1e-8,
+                                  1 - 0.9 ** t, (1 - 0.999 ** t) ** 0.5)
+        return params, state[0], state[1]
+    return call
+
+
+def test_momentum_step_same_bits_any_thread_count(at_threads, data, dtype):
+    _assert_same_bits_1_and_2_threads(at_threads, _optim_call("momentum", data, dtype))
+
+
+def test_rmsprop_step_same_bits_any_thread_count(at_threads, data, dtype):
+    _assert_same_bits_1_and_2_threads(at_threads, _optim_call("rmsprop", data, dtype))
+
+
+def test_adam_step_same_bits_any_thread_count(at_threads, data, dtype):
+    _assert_same_bits_1_and_2_threads(at_threads, _optim_call("adam", data, dtype))
