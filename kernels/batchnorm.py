@@ -13,10 +13,15 @@ Backward, with dY = dA * act'(gamma * X_hat + beta):
 X_hat is not stored: backward recomputes it from Z, mean and inv_std with the same
 expression, which saves a write of the batch in the forward pass.
 
-Parallelism and determinism: the training kernels run in chunks of ``CHUNK_COLS``
-columns (prange over chunks); each column is summed over the rows in row order into a
-float64 accumulator, so every result is the same bits for any thread count and for the
-serial and parallel variants.
+Parallelism and determinism: the statistics and the backward's sums are taken over
+row blocks of ``STAT_ROWS`` rows (fixed, whatever the thread count): each block's
+float64 column sums (row order) go to their own scratch row and the blocks are
+folded in block order; the variance combines per-block means and squared deviations
+(Chan et al.), so no one-pass E[x^2] - E[x]^2. Blocks run in parallel (prange), the
+elementwise passes are parallel over rows; every result is the same bits for any
+thread count and for the serial and parallel variants. The inner loops run over a
+row's contiguous columns into float64 accumulator rows (acc[k] += z[k]): elementwise,
+so LLVM vectorizes them without reordering any column's sum (no fastmath).
 """
 import math
 
@@ -26,96 +31,151 @@ from numba import njit, prange
 from ._reduce import PARALLEL_MIN_SIZE
 from .activations import ACT_IDENTITY, ACT_RELU, activate, activate_grad
 
-#: Columns per parallel task. 32 was 1.75x slower than 256 on (4096, 1024) float32
-#: (rows 4 KB apart map to the same cache sets, so a narrow chunk thrashes); a change
-#: does not change result bits (each column is summed alone).
-CHUNK_COLS = 1024
+#: Rows per statistics block: each block's column sums (row order) go to their own
+#: scratch row and the blocks are folded in order, whatever the thread count. A change
+#: changes result bits.
+STAT_ROWS = 128
 
 
 @njit(cache=True)
-def n_chunks(d):
-    """Number of column chunks for ``d`` features."""
-    return (d + CHUNK_COLS - 1) // CHUNK_COLS
+def _n_stat_blocks(n):
+    return (n + STAT_ROWS - 1) // STAT_ROWS
 
 
 @njit(cache=True, inline="always")
-def _train_chunk(Z, gamma, beta, running_mean, running_var, momentum, eps, act_code, c,
-                 mean, inv_std, A):
+def _sum_rows(Z, b, out):
+    # out[k] = sum of Z[i, k] over block b's rows, in row order, float64. The inner loop
+    # is elementwise over contiguous columns (out[k] += z[k]), so it vectorizes without
+    # reordering any column's sum.
     n, d = Z.shape
-    j0 = c * CHUNK_COLS
-    j1 = min(d, j0 + CHUNK_COLS)
-    w = j1 - j0
-    t = A.dtype.type
-    # Local float64 accumulators of the chunk's width, indexed from 0 over contiguous
-    # row slices: the inner loops are elementwise (acc[k] += z[k]), so LLVM vectorizes
-    # them across columns without reordering any column's row-order sum.
-    acc = np.zeros(w)
-    mu = np.empty(w)
-    for i in range(n):
-        zr = Z[i, j0:j1]
-        for k in range(w):
-            acc[k] += zr[k]
-    for k in range(w):
+    for k in range(d):
+        out[k] = 0.0
+    for i in range(b * STAT_ROWS, min(n, (b + 1) * STAT_ROWS)):
+        zr = Z[i]
+        for k in range(d):
+            out[k] += zr[k]
+
+
+@njit(cache=True, inline="always")
+def _block_stats(Z, b, s_out, mu_out, m2_out):
+    # Block b: column sums s (row order), block means mu = s / rows and the sums of
+    # squared deviations from mu, m2 (row order): a second pass over the block while
+    # it is still in cache (STAT_ROWS rows).
+    n, d = Z.shape
+    r0 = b * STAT_ROWS
+    r1 = min(n, r0 + STAT_ROWS)
+    _sum_rows(Z, b, s_out)
+    for k in range(d):
+        mu_out[k] = s_out[k] / (r1 - r0)
+        m2_out[k] = 0.0
+    for i in range(r0, r1):
+        zr = Z[i]
+        for k in range(d):
+            dev = zr[k] - mu_out[k]
+            m2_out[k] += dev * dev
+
+
+@njit(cache=True, inline="always")
+def _combine_stats(n, nb, part, mu, acc):
+    # mean = (sum of block sums, in block order) / n; n * var = sum_b m2_b +
+    # sum_b rows_b * (mu_b - mean)^2, in block order (Chan et al.'s pairwise update,
+    # exact in exact arithmetic, no E[x^2] - E[x]^2 cancellation).
+    d = mu.shape[0]
+    _fold(part, 0, nb, acc)
+    for k in range(d):
         mu[k] = acc[k] / n
         acc[k] = 0.0
-    for i in range(n):
-        zr = Z[i, j0:j1]
-        for k in range(w):
-            dev = zr[k] - mu[k]
-            acc[k] += dev * dev
+    for b in range(nb):
+        rows = min(n, (b + 1) * STAT_ROWS) - b * STAT_ROWS
+        for k in range(d):
+            dm = part[nb + b, k] - mu[k]
+            acc[k] += part[2 * nb + b, k] + rows * (dm * dm)
+
+
+@njit(cache=True, inline="always")
+def _fold(part, lo, hi, out):
+    # out[k] = part[lo, k] + part[lo + 1, k] + ... in block order.
+    d = out.shape[0]
+    for k in range(d):
+        out[k] = part[lo, k]
+    for b in range(lo + 1, hi):
+        for k in range(d):
+            out[k] += part[b, k]
+
+
+@njit(cache=True, inline="always")
+def _norm_row(Z, i, mf, sf, gf, bf, act_code, A):
+    t = A.dtype.type
+    zr = Z[i]
+    ar = A[i]
+    d = zr.shape[0]
+    if act_code == ACT_IDENTITY:
+        for k in range(d):
+            ar[k] = gf[k] * ((zr[k] - mf[k]) * sf[k]) + bf[k]
+    elif act_code == ACT_RELU:
+        for k in range(d):
+            y = gf[k] * ((zr[k] - mf[k]) * sf[k]) + bf[k]
+            ar[k] = y if y > 0 else t(0.0)
+    else:
+        for k in range(d):
+            ar[k] = activate(gf[k] * ((zr[k] - mf[k]) * sf[k]) + bf[k], act_code)
+
+
+@njit(cache=True, inline="always")
+def _finish_stats(n, acc, mu, gamma, beta, running_mean, running_var, momentum, eps,
+                  mean, inv_std, mf, sf, gf, bf):
+    t = mf.dtype.type
     keep = momentum
-    mf = np.empty(w, A.dtype)   # mean, inv_std, gamma and beta in Z's dtype
-    sf = np.empty(w, A.dtype)
-    gf = np.empty(w, A.dtype)
-    bf = np.empty(w, A.dtype)
-    for k in range(w):
-        j = j0 + k
-        var = acc[k] / n
-        m = mu[k]
+    for j in range(acc.shape[0]):
+        var = acc[j] / n
+        m = mu[j]
         s = 1.0 / math.sqrt(var + eps)
         mean[j] = m
         inv_std[j] = s
         running_mean[j] = keep * running_mean[j] + (1.0 - keep) * m
         running_var[j] = keep * running_var[j] + (1.0 - keep) * var
-        mf[k] = t(m)
-        sf[k] = t(s)
-        gf[k] = gamma[j]
-        bf[k] = beta[j]
-    if act_code == ACT_IDENTITY:
-        for i in range(n):
-            zr = Z[i, j0:j1]
-            ar = A[i, j0:j1]
-            for k in range(w):
-                ar[k] = gf[k] * ((zr[k] - mf[k]) * sf[k]) + bf[k]
-    elif act_code == ACT_RELU:
-        for i in range(n):
-            zr = Z[i, j0:j1]
-            ar = A[i, j0:j1]
-            for k in range(w):
-                y = gf[k] * ((zr[k] - mf[k]) * sf[k]) + bf[k]
-                ar[k] = y if y > 0 else t(0.0)
-    else:
-        for i in range(n):
-            zr = Z[i, j0:j1]
-            ar = A[i, j0:j1]
-            for k in range(w):
-                ar[k] = activate(gf[k] * ((zr[k] - mf[k]) * sf[k]) + bf[k], act_code)
+        mf[j] = t(m)
+        sf[j] = t(s)
+        gf[j] = gamma[j]
+        bf[j] = beta[j]
 
 
 @njit(cache=True)
 def _bn_train_serial(Z, gamma, beta, running_mean, running_var, momentum, eps, act_code,
                      mean, inv_std, A):
-    for c in range(n_chunks(Z.shape[1])):
-        _train_chunk(Z, gamma, beta, running_mean, running_var, momentum, eps, act_code, c,
-                     mean, inv_std, A)
+    n, d = Z.shape
+    nb = _n_stat_blocks(n)
+    part = np.empty((3 * nb, d))
+    acc = np.empty(d)
+    mu = np.empty(d)
+    for b in range(nb):
+        _block_stats(Z, b, part[b], part[nb + b], part[2 * nb + b])
+    _combine_stats(n, nb, part, mu, acc)
+    mf, sf = np.empty(d, A.dtype), np.empty(d, A.dtype)
+    gf, bf = np.empty(d, A.dtype), np.empty(d, A.dtype)
+    _finish_stats(n, acc, mu, gamma, beta, running_mean, running_var, momentum, eps,
+                  mean, inv_std, mf, sf, gf, bf)
+    for i in range(n):
+        _norm_row(Z, i, mf, sf, gf, bf, act_code, A)
 
 
 @njit(cache=True, parallel=True)
 def _bn_train_parallel(Z, gamma, beta, running_mean, running_var, momentum, eps, act_code,
                        mean, inv_std, A):
-    for c in prange(n_chunks(Z.shape[1])):
-        _train_chunk(Z, gamma, beta, running_mean, running_var, momentum, eps, act_code, c,
-                     mean, inv_std, A)
+    n, d = Z.shape
+    nb = _n_stat_blocks(n)
+    part = np.empty((3 * nb, d))
+    acc = np.empty(d)
+    mu = np.empty(d)
+    for b in prange(nb):
+        _block_stats(Z, b, part[b], part[nb + b], part[2 * nb + b])
+    _combine_stats(n, nb, part, mu, acc)
+    mf, sf = np.empty(d, A.dtype), np.empty(d, A.dtype)
+    gf, bf = np.empty(d, A.dtype), np.empty(d, A.dtype)
+    _finish_stats(n, acc, mu, gamma, beta, running_mean, running_var, momentum, eps,
+                  mean, inv_std, mf, sf, gf, bf)
+    for i in prange(n):
+        _norm_row(Z, i, mf, sf, gf, bf, act_code, A)
 
 
 @njit(cache=True)
@@ -134,8 +194,8 @@ def batchnorm_forward_train(Z, gamma, beta, running_mean, running_var, momentum,
     A (n, d) written. Float arrays other than mean and inv_std share Z's dtype.
 
     Notes: a single row gives var = 0 and A = act(beta), a zero-variance feature
-    likewise: eps keeps inv_std finite. Parallel over column chunks for large Z, each
-    column summed in row order: the same bits for any thread count.
+    likewise: eps keeps inv_std finite. Parallel over row blocks of fixed size for
+    large Z, folded in block order: the same bits for any thread count.
     """
     if Z.size >= PARALLEL_MIN_SIZE:
         _bn_train_parallel(Z, gamma, beta, running_mean, running_var, momentum, eps,
@@ -186,83 +246,106 @@ def batchnorm_forward_infer(Z, gamma, beta, running_mean, running_var, eps, act_
 
 
 @njit(cache=True, inline="always")
-def _backward_chunk(Z, A, dA, gamma, beta, mean, inv_std, act_code, c, dZ, dgamma, dbeta,
-                    scratch):
+def _bwd_sums_rows(Z, A, dA, dZ, b, mf, sf, gf, bf, act_code, out0, out1):
+    # Block b's float64 sums of dY and dY * X_hat, row order; stores dY in dZ unless
+    # the activation is the identity (then the second pass reads dA again).
     n, d = Z.shape
-    j0 = c * CHUNK_COLS
-    j1 = min(d, j0 + CHUNK_COLS)
-    w = j1 - j0
-    t = dZ.dtype.type
-    mf = np.empty(w, dZ.dtype)
-    sf = np.empty(w, dZ.dtype)
-    gf = np.empty(w, dZ.dtype)
-    bf = np.empty(w, dZ.dtype)
-    s0 = np.zeros(w)  # float64 sums of dY and dY * X_hat, each column in row order
-    s1 = np.zeros(w)
-    for k in range(w):
-        j = j0 + k
-        mf[k] = t(mean[j])
-        sf[k] = t(inv_std[j])
-        gf[k] = gamma[j]
-        bf[k] = beta[j]
-    if act_code == ACT_IDENTITY:
-        # dY = dA: no need to store it, the second pass reads dA again.
-        for i in range(n):
-            zr = Z[i, j0:j1]
-            gr = dA[i, j0:j1]
-            for k in range(w):
+    for k in range(d):
+        out0[k] = 0.0
+        out1[k] = 0.0
+    for i in range(b * STAT_ROWS, min(n, (b + 1) * STAT_ROWS)):
+        zr = Z[i]
+        gr = dA[i]
+        if act_code == ACT_IDENTITY:
+            for k in range(d):
                 x_hat = (zr[k] - mf[k]) * sf[k]
                 dy = gr[k]
-                s0[k] += dy
-                s1[k] += dy * x_hat
-    else:
-        for i in range(n):
-            zr = Z[i, j0:j1]
-            gr = dA[i, j0:j1]
-            ar = A[i, j0:j1]
-            dr = dZ[i, j0:j1]
-            for k in range(w):
+                out0[k] += dy
+                out1[k] += dy * x_hat
+        else:
+            ar = A[i]
+            dr = dZ[i]
+            for k in range(d):
                 x_hat = (zr[k] - mf[k]) * sf[k]
                 dy = gr[k] * activate_grad(gf[k] * x_hat + bf[k], ar[k], act_code)
                 dr[k] = dy
-                s0[k] += dy
-                s1[k] += dy * x_hat
-    src = dZ if act_code != ACT_IDENTITY else dA
-    m0 = np.empty(w, dZ.dtype)
-    m1 = np.empty(w, dZ.dtype)
-    scl = np.empty(w, dZ.dtype)
-    for k in range(w):
-        j = j0 + k
-        dbeta[j] = s0[k]
-        dgamma[j] = s1[k]
-        scratch[0, j] = s0[k] / n  # dbeta / m and dgamma / m
-        scratch[1, j] = s1[k] / n
-        m0[k] = t(s0[k] / n)
-        m1[k] = t(s1[k] / n)
-        scl[k] = t(gamma[j] * inv_std[j])
-    for i in range(n):
-        zr = Z[i, j0:j1]
-        yr = src[i, j0:j1]
-        dr = dZ[i, j0:j1]
-        for k in range(w):
-            x_hat = (zr[k] - mf[k]) * sf[k]
-            dr[k] = scl[k] * (yr[k] - m0[k] - x_hat * m1[k])
+                out0[k] += dy
+                out1[k] += dy * x_hat
+
+
+@njit(cache=True, inline="always")
+def _bwd_row(Z, src, i, mf, sf, scl, m0, m1, dZ):
+    zr = Z[i]
+    yr = src[i]
+    dr = dZ[i]
+    for k in range(zr.shape[0]):
+        x_hat = (zr[k] - mf[k]) * sf[k]
+        dr[k] = scl[k] * (yr[k] - m0[k] - x_hat * m1[k])
+
+
+@njit(cache=True, inline="always")
+def _bwd_prep(gamma, beta, mean, inv_std, mf, sf, gf, bf):
+    t = mf.dtype.type
+    for j in range(mf.shape[0]):
+        mf[j] = t(mean[j])
+        sf[j] = t(inv_std[j])
+        gf[j] = gamma[j]
+        bf[j] = beta[j]
+
+
+@njit(cache=True, inline="always")
+def _bwd_finish(n, gamma, inv_std, s0, s1, dgamma, dbeta, scratch, scl, m0, m1):
+    t = m0.dtype.type
+    for j in range(s0.shape[0]):
+        dbeta[j] = s0[j]
+        dgamma[j] = s1[j]
+        scratch[0, j] = s0[j] / n  # dbeta / m and dgamma / m
+        scratch[1, j] = s1[j] / n
+        m0[j] = t(s0[j] / n)
+        m1[j] = t(s1[j] / n)
+        scl[j] = t(gamma[j] * inv_std[j])
 
 
 @njit(cache=True)
 def _bn_backward_serial(Z, A, dA, gamma, beta, mean, inv_std, act_code, dZ, dgamma, dbeta,
                         scratch):
-    for c in range(n_chunks(Z.shape[1])):
-        _backward_chunk(Z, A, dA, gamma, beta, mean, inv_std, act_code, c, dZ, dgamma, dbeta,
-                        scratch)
+    n, d = Z.shape
+    nb = _n_stat_blocks(n)
+    f = dZ.dtype
+    mf, sf, gf, bf = np.empty(d, f), np.empty(d, f), np.empty(d, f), np.empty(d, f)
+    _bwd_prep(gamma, beta, mean, inv_std, mf, sf, gf, bf)
+    part = np.empty((2 * nb, d))
+    for b in range(nb):
+        _bwd_sums_rows(Z, A, dA, dZ, b, mf, sf, gf, bf, act_code, part[b], part[nb + b])
+    s0, s1 = np.empty(d), np.empty(d)
+    _fold(part, 0, nb, s0)
+    _fold(part, nb, 2 * nb, s1)
+    scl, m0, m1 = np.empty(d, f), np.empty(d, f), np.empty(d, f)
+    _bwd_finish(n, gamma, inv_std, s0, s1, dgamma, dbeta, scratch, scl, m0, m1)
+    src = dZ if act_code != ACT_IDENTITY else dA
+    for i in range(n):
+        _bwd_row(Z, src, i, mf, sf, scl, m0, m1, dZ)
 
 
 @njit(cache=True, parallel=True)
 def _bn_backward_parallel(Z, A, dA, gamma, beta, mean, inv_std, act_code, dZ, dgamma, dbeta,
                           scratch):
-    for c in prange(n_chunks(Z.shape[1])):
-        _backward_chunk(Z, A, dA, gamma, beta, mean, inv_std, act_code, c, dZ, dgamma, dbeta,
-                        scratch)
+    n, d = Z.shape
+    nb = _n_stat_blocks(n)
+    f = dZ.dtype
+    mf, sf, gf, bf = np.empty(d, f), np.empty(d, f), np.empty(d, f), np.empty(d, f)
+    _bwd_prep(gamma, beta, mean, inv_std, mf, sf, gf, bf)
+    part = np.empty((2 * nb, d))
+    for b in prange(nb):
+        _bwd_sums_rows(Z, A, dA, dZ, b, mf, sf, gf, bf, act_code, part[b], part[nb + b])
+    s0, s1 = np.empty(d), np.empty(d)
+    _fold(part, 0, nb, s0)
+    _fold(part, nb, 2 * nb, s1)
+    scl, m0, m1 = np.empty(d, f), np.empty(d, f), np.empty(d, f)
+    _bwd_finish(n, gamma, inv_std, s0, s1, dgamma, dbeta, scratch, scl, m0, m1)
+    src = dZ if act_code != ACT_IDENTITY else dA
+    for i in prange(n):
+        _bwd_row(Z, src, i, mf, sf, scl, m0, m1, dZ)
 
 
 @njit(cache=True)
@@ -280,8 +363,8 @@ def batchnorm_backward(Z, A, dA, gamma, beta, mean, inv_std, act_code, dZ, dgamm
     dZ (n, d) written (may be dA itself); dgamma, dbeta (d,) written;
     scratch (2, d) float64 written.
 
-    Notes: two passes over each column chunk (sums, then dZ); parallel over chunks for
-    large Z, each column summed in row order: the same bits for any thread count.
+    Notes: two passes (block sums folded in block order, then dZ); parallel over row
+    blocks, then rows, for large Z: the same bits for any thread count.
     """
     if Z.size >= PARALLEL_MIN_SIZE:
         _bn_backward_parallel(Z, A, dA, gamma, beta, mean, inv_std, act_code, dZ, dgamma,
