@@ -28,7 +28,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from ._reduce import PARALLEL_MIN_SIZE
+from ._reduce import PARALLEL_MIN_SIZE, fold_blocks
 from .activations import ACT_IDENTITY, ACT_RELU, activate, activate_grad
 
 #: Rows per statistics block: each block's column sums (row order) go to their own
@@ -81,7 +81,7 @@ def _combine_stats(n, nb, part, mu, acc):
     # sum_b rows_b * (mu_b - mean)^2, in block order (Chan et al.'s pairwise update,
     # exact in exact arithmetic, no E[x^2] - E[x]^2 cancellation).
     d = mu.shape[0]
-    _fold(part, 0, nb, acc)
+    fold_blocks(part[0:nb], acc)
     for k in range(d):
         mu[k] = acc[k] / n
         acc[k] = 0.0
@@ -90,17 +90,6 @@ def _combine_stats(n, nb, part, mu, acc):
         for k in range(d):
             dm = part[nb + b, k] - mu[k]
             acc[k] += part[2 * nb + b, k] + rows * (dm * dm)
-
-
-@njit(cache=True, inline="always")
-def _fold(part, lo, hi, out):
-    # out[k] = part[lo, k] + part[lo + 1, k] + ... in block order.
-    d = out.shape[0]
-    for k in range(d):
-        out[k] = part[lo, k]
-    for b in range(lo + 1, hi):
-        for k in range(d):
-            out[k] += part[b, k]
 
 
 @njit(cache=True, inline="always")
@@ -318,8 +307,8 @@ def _bn_backward_serial(Z, A, dA, gamma, beta, mean, inv_std, act_code, dZ, dgam
     for b in range(nb):
         _bwd_sums_rows(Z, A, dA, dZ, b, mf, sf, gf, bf, act_code, part[b], part[nb + b])
     s0, s1 = np.empty(d), np.empty(d)
-    _fold(part, 0, nb, s0)
-    _fold(part, nb, 2 * nb, s1)
+    fold_blocks(part[0:nb], s0)
+    fold_blocks(part[nb:2 * nb], s1)
     scl, m0, m1 = np.empty(d, f), np.empty(d, f), np.empty(d, f)
     _bwd_finish(n, gamma, inv_std, s0, s1, dgamma, dbeta, scratch, scl, m0, m1)
     src = dZ if act_code != ACT_IDENTITY else dA
@@ -339,8 +328,8 @@ def _bn_backward_parallel(Z, A, dA, gamma, beta, mean, inv_std, act_code, dZ, dg
     for b in prange(nb):
         _bwd_sums_rows(Z, A, dA, dZ, b, mf, sf, gf, bf, act_code, part[b], part[nb + b])
     s0, s1 = np.empty(d), np.empty(d)
-    _fold(part, 0, nb, s0)
-    _fold(part, nb, 2 * nb, s1)
+    fold_blocks(part[0:nb], s0)
+    fold_blocks(part[nb:2 * nb], s1)
     scl, m0, m1 = np.empty(d, f), np.empty(d, f), np.empty(d, f)
     _bwd_finish(n, gamma, inv_std, s0, s1, dgamma, dbeta, scratch, scl, m0, m1)
     src = dZ if act_code != ACT_IDENTITY else dA
