@@ -9,11 +9,17 @@ Threads: Numba's OpenMP workers spin after each parallel region by default, and 
 a small machine they then starve OpenBLAS's threads in the GEMM that follows (a
 training step ran 10x slower on 2 cores). Unless the user chose otherwise,
 ``OMP_WAIT_POLICY=PASSIVE`` is set here, before OpenMP is loaded at the first
-parallel launch, so idle workers sleep instead.
+parallel launch, so idle workers sleep instead (Intel's OpenMP, which oneMKL uses,
+reads the same variable).
+
+GEMMs go through ``kernels.blas.gemm``: oneMKL when the ``mkl`` wheel is installed,
+SciPy's OpenBLAS otherwise (``BLAS_BACKEND`` says which; see ``kernels.blas``).
 """
 import os
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+from . import blas
+from .blas import BACKEND as BLAS_BACKEND, gemm
 from ._reduce import BLOCK_ROWS, PARALLEL_MIN_SIZE, column_sums, n_blocks, ordered_sum
 from .activations import (
     ACT_IDENTITY, ACT_LEAKY_RELU, ACT_RELU, ACT_SIGMOID, ACT_TANH, ACTIVATION_CODES,
@@ -31,10 +37,10 @@ from .dropout import dropout_backward, dropout_forward
 
 __all__ = [
     "ACT_IDENTITY", "ACT_LEAKY_RELU", "ACT_RELU", "ACT_SIGMOID", "ACT_TANH",
-    "ACTIVATION_CODES", "BLOCK_ROWS", "LEAKY_RELU_SLOPE", "PARALLEL_MIN_SIZE",
+    "ACTIVATION_CODES", "BLAS_BACKEND", "BLOCK_ROWS", "LEAKY_RELU_SLOPE", "PARALLEL_MIN_SIZE",
     "activation_backward", "activation_forward", "column_sums", "count_binary_correct",
     "count_correct", "dense_backward",
-    "dense_forward", "mean_squared_error", "n_blocks", "ordered_sum", "sgd_step",
+    "dense_forward", "gemm", "mean_squared_error", "n_blocks", "ordered_sum", "sgd_step",
     "sigmoid_binary_cross_entropy", "softmax", "softmax_cross_entropy", "weight_penalty",
 ]
 __all__ += ["adam_step", "momentum_step", "rmsprop_step"]
@@ -42,3 +48,4 @@ __all__ += [
     "batchnorm_backward", "batchnorm_forward_infer", "batchnorm_forward_train",
     "dropout_backward", "dropout_forward", "uniform_from_counter",
 ]
+__all__ += ["add_gaussian_noise", "image_draws", "shift_flip_images"]

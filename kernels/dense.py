@@ -10,6 +10,7 @@ import numpy as np
 from numba import njit, prange
 
 from ._reduce import PARALLEL_MIN_SIZE, fold_blocks, BLOCK_ROWS
+from .blas import gemm
 from .activations import activate, activate_grad
 
 
@@ -45,10 +46,10 @@ def dense_forward(X, W, b, act_code, Z, A):
     act_code int (``kernels.ACT_*``); Z (n, m) written; A (n, m) written (may be Z
     when act_code is ``ACT_IDENTITY``). All float arrays share one dtype; Z C-contiguous.
 
-    Notes: GEMM by BLAS (``np.dot``), then one pass parallel over rows for large
+    Notes: GEMM by BLAS (``kernels.blas.gemm``), then one pass parallel over rows for large
     outputs; elementwise only, so the same bits for any Numba thread count.
     """
-    np.dot(X, W, Z)
+    gemm(X, W, Z, False, False, 1.0, 0.0)
     if Z.size >= PARALLEL_MIN_SIZE:
         _bias_act_parallel(Z, b, act_code, A)
     else:
@@ -137,13 +138,13 @@ def dense_backward(X, W, Z, A, dA, act_code, l2, l1, dZ, dW, db, dX, scratch):
             _grad_serial(Z, A, dA, act_code, dZ, scratch, with_bias)
     if with_bias:
         fold_blocks(scratch, db)
-    np.dot(X.T, dZ, dW)
+    gemm(X, dZ, dW, True, False, 1.0, 0.0)
     cost = 0.0
     if l2 != 0.0 or l1 != 0.0:
         sq, ab = _add_penalty_grad(W, l2 / m, l1 / m, dW)
         cost = _penalty_cost(sq, ab, l2, l1, m)
     if dX.size != 0:
-        np.dot(dZ, W.T, dX)
+        gemm(dZ, W, dX, False, True, 1.0, 0.0)
     return cost
 
 

@@ -7,13 +7,15 @@ The public names (see README.md):
 """
 from . import data, datasets, initializers, schedules
 from ._threads import get_num_threads, set_num_threads
-from .diagnostics import gradient_check
+from .diagnostics import Diagnosis, diagnose, gradient_check
 from .layers import Activation, Dense, Layer
 from .layers import BatchNorm, Dropout
 from .losses import BinaryCrossEntropy, Loss, MeanSquaredError, SoftmaxCrossEntropy
 from .model import Sequential
 from .optimizers import SGD, Adam, Momentum, Optimizer, RMSprop
-from .training import Callback, DivergenceError, History
+from .io import ModelFileError, load, save
+from .training import Callback, DivergenceError, EarlyStopping, History, ModelCheckpoint
+from .warmup import warmup
 
 __version__ = "0.1.0"
 
@@ -24,4 +26,6 @@ __all__ = [
     "initializers", "set_num_threads",
     "Adam", "Momentum", "RMSprop", "schedules",
 ]
-__all__ += ["BatchNorm", "Dropout"]
+__all__ += ["BatchNorm", "Dropout", "warmup"]
+__all__ += ["Diagnosis", "EarlyStopping", "ModelCheckpoint", "ModelFileError", "diagnose",
+            "load", "save"]

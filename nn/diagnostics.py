@@ -1,4 +1,6 @@
-"""Gradient checking (and, later, bias/variance diagnosis and gradient norms)."""
+"""Gradient checking, and the bias/variance diagnosis of the notes' basic recipe."""
+from typing import NamedTuple
+
 import numpy as np
 
 from ._validation import check_scalar
@@ -74,3 +76,68 @@ def gradient_check(model, X, y, loss, eps=1e-6, l2=0.0, l1=0.0):
         numeric[i] = (plus - minus) / (2.0 * eps)
     denom = np.linalg.norm(numeric) + np.linalg.norm(analytic)
     return 0.0 if denom == 0.0 else float(np.linalg.norm(numeric - analytic) / denom)
+
+
+#: The notes' basic recipe: what to try for each problem, in order.
+RECIPE = {
+    "high bias": ("train a bigger network (more hidden units or layers)",
+                  "train longer, or with a better optimizer (Adam, momentum)",
+                  "try another architecture"),
+    "high variance": ("get more training data (or augment it)",
+                      "regularize: L2 (fit(l2=...)), dropout (nn.Dropout)",
+                      "try another architecture"),
+    "neither": ("done: training and dev errors are both close to the base error",),
+}
+
+
+class Diagnosis(NamedTuple):
+    """What ``diagnose`` found: ``problem`` is "high bias", "high variance", "high bias
+    and high variance" or "neither"; ``recipe`` lists what to try, bias first."""
+    problem: str
+    avoidable_bias: float
+    variance: float
+    recipe: tuple
+
+    def __str__(self):
+        lines = [f"{self.problem} (avoidable bias {self.avoidable_bias:.4f} = train error - "
+                 f"base error; variance {self.variance:.4f} = dev error - train error)"]
+        lines += [f"  - {step}" for step in self.recipe]
+        return "\n".join(lines)
+
+
+def diagnose(train_error, dev_error, base_error=0.0, threshold=0.02):
+    """Name the problem from the training and dev errors, as in the notes.
+
+    avoidable bias = train_error - base_error (the base error is the best achievable,
+    e.g. human-level error, 0 when unknown); variance = dev_error - train_error. Each is
+    "high" above ``threshold`` (0.02 = 2 points of error rate). High bias comes first
+    in the recipe: fix the fit to the training set before the gap to the dev set.
+
+    >>> import nn
+    >>> nn.diagnose(0.01, 0.11).problem
+    'high variance'
+    >>> nn.diagnose(0.15, 0.16).problem
+    'high bias'
+    >>> nn.diagnose(0.15, 0.30).problem
+    'high bias and high variance'
+    >>> nn.diagnose(0.005, 0.01).problem
+    'neither'
+    """
+    where = "diagnose"
+    train_error = check_scalar("train_error", train_error, where=where, low=0.0, high=1.0)
+    dev_error = check_scalar("dev_error", dev_error, where=where, low=0.0, high=1.0)
+    base_error = check_scalar("base_error", base_error, where=where, low=0.0, high=1.0)
+    threshold = check_scalar("threshold", threshold, where=where, low=0.0, high=1.0)
+    bias = train_error - base_error
+    variance = dev_error - train_error
+    high_bias, high_variance = bias > threshold, variance > threshold
+    if high_bias and high_variance:
+        problem = "high bias and high variance"
+        recipe = RECIPE["high bias"] + RECIPE["high variance"][:2]
+    elif high_bias:
+        problem, recipe = "high bias", RECIPE["high bias"]
+    elif high_variance:
+        problem, recipe = "high variance", RECIPE["high variance"]
+    else:
+        problem, recipe = "neither", RECIPE["neither"]
+    return Diagnosis(problem, bias, variance, recipe)

@@ -46,6 +46,7 @@ class Sequential:
     Attributes
     ----------
     layers, dtype, seed, n_features, n_outputs, params, grads, buffers
+    standardizer : an ``nn.data.Standardizer`` applied to every input, or None
     optimizer : the optimizer of the last ``fit`` (None before)
     loss : the loss of the last ``fit`` (None before); ``predict`` uses its output
     """
@@ -68,6 +69,7 @@ class Sequential:
         self.optimizer = None
         self.loss = None
         self.n_features = None
+        self._standardizer = None
         width = None
         for layer in self.layers:
             if self.n_features is None and isinstance(layer, Dense):
@@ -136,7 +138,34 @@ class Sequential:
     # -- passes -------------------------------------------------------------------
 
     def _check_X(self, X, where, name="X"):
+        if self.standardizer is not None:
+            # Raw inputs: the model scales them with its training-set statistics.
+            X = self.standardizer.transform(X)
         return check_array(name, X, where=where, dtype=self.dtype, n_cols=self.n_features)
+
+    @property
+    def standardizer(self):
+        """A fitted ``nn.data.Standardizer`` applied to every input (``fit``,
+        ``predict``, ``evaluate``, ``forward``), or None. Set it to the one fitted on
+        the training set and pass raw features everywhere; it is saved with the model."""
+        return self._standardizer
+
+    @standardizer.setter
+    def standardizer(self, value):
+        from .data import Standardizer
+        where = "Sequential.standardizer"
+        if value is not None:
+            if not isinstance(value, Standardizer):
+                raise TypeError(f"{where}: must be an nn.data.Standardizer or None; got "
+                                f"{type(value).__name__}.")
+            if value.mean_ is None:
+                raise ValueError(f"{where}: the Standardizer is not fitted; call "
+                                 f"fit(X_train) first.")
+            if value.n_features_ != self.n_features:
+                raise ValueError(f"{where}: the Standardizer was fitted on "
+                                 f"{value.n_features_} features; the model takes "
+                                 f"{self.n_features}.")
+        self._standardizer = value
 
     def _forward(self, X, training):
         for layer in self.layers:
@@ -270,6 +299,7 @@ class Sequential:
         clone.buffers[...] = self.buffers
         clone.set_layer_states(self.layer_states())
         clone.loss = self.loss
+        clone.standardizer = self.standardizer
         return clone
 
     def __repr__(self):

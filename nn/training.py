@@ -6,13 +6,15 @@ one optimizer kernel over the flat parameter buffer. After the first batch of ea
 size nothing is allocated.
 """
 import math
+import os
 import sys
 import time
 
 import numpy as np
 
-from ._validation import check_bool, check_scalar
+from ._validation import check_bool, check_choice, check_scalar
 from .data import epoch_order
+from .layers import Dense
 from .losses import check_loss
 from .optimizers import SGD, check_optimizer
 
@@ -36,6 +38,10 @@ class History:
         self.epochs = []
         self.stopped_epoch = None
         self.stop_reason = None
+        #: ``{layer index: [norm per epoch]}``: the Frobenius norm of each Dense layer's
+        #: weight gradient at the last step of each epoch. Norms that shrink layer by
+        #: layer toward the input show vanishing gradients; that grow, exploding ones.
+        self.grad_norms = {}
 
     def record(self, epoch, logs):
         self.epochs.append(epoch)
@@ -51,6 +57,29 @@ class History:
     def last(self):
         """The last epoch's values as a dict."""
         return {k: v[-1] for k, v in self.history.items()}
+
+    def diagnose(self, base_error=0.0, threshold=0.02):
+        """``nn.diagnose`` on the last epoch: training error ``1 - accuracy`` against
+        dev error ``1 - dev_accuracy`` (needs a classification loss and
+        ``validation_data``). The training accuracy is the epoch's running accuracy
+        over its mini-batches, in training mode."""
+        from .diagnostics import diagnose
+        if "accuracy" not in self.history or "dev_accuracy" not in self.history:
+            raise ValueError("History.diagnose: needs 'accuracy' and 'dev_accuracy'; fit "
+                             "with a classification loss and validation_data=(X_dev, y_dev).")
+        last = self.last()
+        return diagnose(1.0 - last["accuracy"], 1.0 - last["dev_accuracy"],
+                        base_error=base_error, threshold=threshold)
+
+    def plot(self, path):
+        """Write a PNG of the cost and accuracy per epoch, train and dev, to ``path``.
+
+        Needs matplotlib (``pip install "numba-nn[plot]"``). The file is written to a
+        temporary name in the same folder and renamed, so a reader never sees half a
+        picture. Returns the path.
+        """
+        from ._plot import plot_history
+        return plot_history(self, path)
 
     def __repr__(self):
         last = ", ".join(f"{k}={v:.4g}" for k, v in self.last().items()) if self.epochs else ""
@@ -70,6 +99,82 @@ class Callback:
         pass
 
 
+#: Metrics a callback can watch, and whether lower or higher is better.
+MONITORS = {"dev_loss": "min", "dev_accuracy": "max", "loss": "min", "accuracy": "max"}
+
+
+def _monitored(logs, monitor, where):
+    if monitor not in logs:
+        raise ValueError(f"{where}: monitor={monitor!r} is not among this fit's metrics "
+                         f"{sorted(logs)}; pass validation_data=(X_dev, y_dev) (and a "
+                         f"classification loss for accuracy).")
+    return logs[monitor]
+
+
+def _improved(monitor, value, best, min_delta=0.0):
+    if best is None:
+        return True
+    if MONITORS[monitor] == "min":
+        return value < best - min_delta
+    return value > best + min_delta
+
+
+class EarlyStopping(Callback):
+    """Stop when a dev metric stops improving, and go back to the best weights.
+
+    Parameters
+    ----------
+    monitor : "dev_loss" (default, lower is better) or "dev_accuracy" (higher is
+        better); needs ``fit(validation_data=...)``. "loss" and "accuracy" (training)
+        work too.
+    patience : int >= 1
+        Epochs without improvement before stopping.
+    min_delta : float >= 0
+        An improvement smaller than this does not count.
+    restore_best : bool
+        At the end of training, put back the parameters and BatchNorm running
+        statistics of the best epoch.
+
+    After ``fit``, ``best_epoch`` and ``best`` hold the best epoch and its value, and
+    ``History.stopped_epoch`` and ``History.stop_reason`` say when and why it stopped.
+    """
+
+    def __init__(self, monitor="dev_loss", patience=5, min_delta=0.0, restore_best=True):
+        where = "EarlyStopping"
+        self.monitor = check_choice("monitor", monitor, MONITORS, where=where)
+        self.patience = check_scalar("patience", patience, where=where, low=1, integer=True)
+        self.min_delta = check_scalar("min_delta", min_delta, where=where, low=0.0)
+        self.restore_best = check_bool("restore_best", restore_best, where=where)
+        self.best = self.best_epoch = None
+
+    def on_train_begin(self, model, history):
+        self.best = self.best_epoch = None
+        self._wait = 0
+        self._params, self._buffers = model.params.copy(), model.buffers.copy()
+
+    def on_epoch_end(self, model, epoch, logs, history):
+        value = _monitored(logs, self.monitor, "EarlyStopping")
+        if _improved(self.monitor, value, self.best, self.min_delta):
+            self.best, self.best_epoch, self._wait = value, epoch, 0
+            self._params[...] = model.params
+            self._buffers[...] = model.buffers
+            return
+        self._wait += 1
+        if self._wait >= self.patience:
+            model.stop_training = True
+            history.stop_reason = (
+                f"EarlyStopping: {self.monitor} did not improve by more than "
+                f"{self.min_delta:g} for {self.patience} epochs; best {self.best:.4g} at "
+                f"epoch {self.best_epoch}")
+
+    def on_train_end(self, model, history):
+        if self.restore_best and self.best_epoch is not None:
+            model.params[...] = self._params
+            model.buffers[...] = self._buffers
+            if history.stop_reason is not None:
+                history.stop_reason += " (weights restored)"
+
+
 def _format_logs(epoch, epochs, logs):
     parts = [f"epoch {epoch + 1}/{epochs}"]
     parts += [f"{k} {v:.4f}" if k != "lr" else f"lr {v:.3g}" for k, v in logs.items()
@@ -78,9 +183,9 @@ def _format_logs(epoch, epochs, logs):
     return "  ".join(parts)
 
 
-def fit(model, X, y, *, loss, optimizer=None, epochs=10, batch_size=32, l2=0.0, l1=0.0,
+def fit(model, X, y, *, loss=None, optimizer=None, epochs=10, batch_size=32, l2=0.0, l1=0.0,
         schedule=None, validation_data=None, callbacks=(), shuffle=True, seed=0,
-        verbose=0, initial_epoch=0):
+        verbose="auto", initial_epoch=0):
     """Train ``model`` by mini-batch gradient descent and return a ``History``.
 
     Parameters
@@ -88,7 +193,11 @@ def fit(model, X, y, *, loss, optimizer=None, epochs=10, batch_size=32, l2=0.0, 
     X : array (n_samples, n_features)
     y : targets for ``loss`` (class indices or one-hot for SoftmaxCrossEntropy)
     loss : SoftmaxCrossEntropy, BinaryCrossEntropy or MeanSquaredError
-    optimizer : an optimizer object; default ``SGD(lr=0.01)``. Kept as ``model.optimizer``.
+        Default: the model's loss from its last ``fit`` (or ``nn.load``).
+    optimizer : an optimizer object
+        Default: the model's optimizer, with its state (after a ``fit`` or ``nn.load``:
+        training resumes where it stopped), else ``SGD(lr=0.01)``. Kept as
+        ``model.optimizer``.
     epochs : int > 0
         Train until this epoch count (counting from ``initial_epoch``).
     batch_size : int > 0
@@ -109,8 +218,11 @@ def fit(model, X, y, *, loss, optimizer=None, epochs=10, batch_size=32, l2=0.0, 
         Reshuffle the rows every epoch from ``(seed, epoch)``.
     seed : int
         Seeds the shuffling: the same seed gives the same bits.
-    verbose : int
-        0 silent, 1 one line per epoch on stderr.
+    verbose : "auto", 0, 1 or 2
+        0 silent; 1 a progress bar on stderr (tqdm, with the cost and dev metrics per
+        epoch; one line per epoch when tqdm is not installed); 2 one line per epoch.
+        "auto" (default) is 1 when stderr is a terminal and 0 otherwise, so library
+        code and scripts whose output is captured stay silent.
     initial_epoch : int >= 0
         Epoch to start counting from (resuming).
 
@@ -124,8 +236,15 @@ def fit(model, X, y, *, loss, optimizer=None, epochs=10, batch_size=32, l2=0.0, 
         given if none did).
     """
     where = "Sequential.fit"
+    if loss is None:
+        if model.loss is None:
+            raise ValueError(f"{where}: loss is None and the model has none yet; pass "
+                             f"loss=, e.g. nn.SoftmaxCrossEntropy().")
+        loss = model.loss
     loss = check_loss(loss, where)
-    optimizer = SGD() if optimizer is None else check_optimizer(optimizer, where)
+    if optimizer is None:
+        optimizer = model.optimizer if model.optimizer is not None else SGD()
+    optimizer = check_optimizer(optimizer, where)
     epochs = check_scalar("epochs", epochs, where=where, low=1, integer=True)
     initial_epoch = check_scalar("initial_epoch", initial_epoch, where=where, low=0,
                                  integer=True)
@@ -136,7 +255,10 @@ def fit(model, X, y, *, loss, optimizer=None, epochs=10, batch_size=32, l2=0.0, 
     l2 = check_scalar("l2", l2, where=where, low=0.0)
     l1 = check_scalar("l1", l1, where=where, low=0.0)
     seed = check_scalar("seed", seed, where=where, low=0, integer=True)
-    verbose = check_scalar("verbose", verbose, where=where, low=0, integer=True)
+    if isinstance(verbose, str):
+        check_choice("verbose", verbose, ("auto",), where=where)
+        verbose = 1 if _stderr_is_terminal() else 0
+    verbose = check_scalar("verbose", verbose, where=where, low=0, high=2, integer=True)
     shuffle = check_bool("shuffle", shuffle, where=where)
     if schedule is not None and not callable(schedule):
         raise TypeError(f"{where}: schedule must be a callable epoch -> lr; got {schedule!r}.")
@@ -164,71 +286,175 @@ def fit(model, X, y, *, loss, optimizer=None, epochs=10, batch_size=32, l2=0.0, 
     T_batch = loss.target_buffer(bs, model.n_outputs, model.dtype)
     dout = np.empty((bs, model.n_outputs), model.dtype)
     row_loss = np.empty(bs)
-    # Restored on divergence: the weights at the start of the last epoch whose first
-    # step gave a finite cost (the given weights until one did). An epoch's start is
-    # kept in start_* and swapped in once its first cost is finite.
-    good_params, good_buffers = model.params.copy(), model.buffers.copy()
-    start_params, start_buffers = np.empty_like(good_params), np.empty_like(good_buffers)
-    good_epoch = initial_epoch
 
+    dense_layers = [(i, layer) for i, layer in enumerate(model.layers)
+                    if isinstance(layer, Dense)]
     history = History()
+    history.grad_norms = {i: [] for i, _ in dense_layers}
+    progress = _Progress(verbose, initial_epoch, epochs)
     model.stop_training = False
     for cb in callbacks:
         cb.on_train_begin(model, history)
-    for epoch in range(initial_epoch, epochs):
-        start = time.perf_counter()
-        if schedule is not None and not per_step:
-            optimizer.lr = check_scalar(f"schedule({epoch})", schedule(epoch), where=where,
-                                        low=0.0, low_open=True)
-        order = epoch_order(n, shuffle, seed, epoch, where=where)
-        start_params[...] = model.params
-        start_buffers[...] = model.buffers
-        total_cost = 0.0
-        hits = scored = 0
-        for step, lo in enumerate(range(0, n, bs)):
-            idx = order[lo:lo + bs]
-            r = idx.shape[0]
-            xb, tb, db = X_batch[:r], T_batch[:r], dout[:r]
-            np.take(X, idx, axis=0, out=xb, mode="clip")   # clip: no internal copy
-            np.take(T, idx, axis=0, out=tb, mode="clip")
-            out = model._forward(xb, True)
-            cost = loss.loss_and_grad(out, tb, db, row_loss[:r])
-            cost += model._backward(db, l2, l1)
-            if not math.isfinite(cost):
+    try:
+        # Restored on divergence: the weights at the start of the last epoch whose first
+        # step gave a finite cost (the given weights until one did). An epoch's start is
+        # kept in start_* and swapped in once its first cost is finite.
+        good_params, good_buffers = model.params.copy(), model.buffers.copy()
+        start_params, start_buffers = np.empty_like(good_params), np.empty_like(good_buffers)
+        good_epoch = initial_epoch
+        for epoch in range(initial_epoch, epochs):
+            start = time.perf_counter()
+            if schedule is not None and not per_step:
+                optimizer.lr = check_scalar(f"schedule({epoch})", schedule(epoch), where=where,
+                                            low=0.0, low_open=True)
+            order = epoch_order(n, shuffle, seed, epoch, where=where)
+            start_params[...] = model.params
+            start_buffers[...] = model.buffers
+            total_cost = 0.0
+            hits = scored = 0
+            for step, lo in enumerate(range(0, n, bs)):
+                idx = order[lo:lo + bs]
+                r = idx.shape[0]
+                xb, tb, db = X_batch[:r], T_batch[:r], dout[:r]
+                np.take(X, idx, axis=0, out=xb, mode="clip")   # clip: no internal copy
+                np.take(T, idx, axis=0, out=tb, mode="clip")
+                out = model._forward(xb, True)
+                cost = loss.loss_and_grad(out, tb, db, row_loss[:r])
+                cost += model._backward(db, l2, l1)
+                if not math.isfinite(cost):
+                    model.params[...] = good_params
+                    model.buffers[...] = good_buffers
+                    raise DivergenceError(
+                        f"{where}: the cost became {cost} at epoch {epoch}, step {step}; the "
+                        f"model keeps the weights from the start of epoch {good_epoch}. Try a "
+                        f"lower learning rate (lr was {optimizer.lr:g}) or normalized inputs.")
+                if step == 0:
+                    good_params, start_params = start_params, good_params
+                    good_buffers, start_buffers = start_buffers, good_buffers
+                    good_epoch = epoch
+                if per_step:
+                    optimizer.lr = check_scalar("schedule(step)", schedule(
+                        epoch * steps_per_epoch + step), where=where, low=0.0, low_open=True)
+                optimizer.step(model.params, model.grads)
+                total_cost += cost * r
+                if loss.classification:
+                    hits += loss.n_correct(out, tb)
+                    scored += loss.n_scored(tb)
+            if not np.isfinite(model.params).all():
+                # A NaN or infinite gradient at the epoch's last step reached the weights
+                # with a finite cost; any earlier one made the next step's cost NaN.
                 model.params[...] = good_params
                 model.buffers[...] = good_buffers
                 raise DivergenceError(
-                    f"{where}: the cost became {cost} at epoch {epoch}, step {step}; the "
-                    f"model keeps the weights from the start of epoch {good_epoch}. Try a "
-                    f"lower learning rate (lr was {optimizer.lr:g}) or normalized inputs.")
-            if step == 0:
-                good_params, start_params = start_params, good_params
-                good_buffers, start_buffers = start_buffers, good_buffers
-                good_epoch = epoch
-            if per_step:
-                optimizer.lr = check_scalar("schedule(step)", schedule(
-                    epoch * steps_per_epoch + step), where=where, low=0.0, low_open=True)
-            optimizer.step(model.params, model.grads)
-            total_cost += cost * r
+                    f"{where}: a gradient became NaN or infinite at epoch {epoch}, step "
+                    f"{step}; the model keeps the weights from the start of epoch "
+                    f"{good_epoch}. Try a lower learning rate (lr was {optimizer.lr:g}).")
+            logs = {"loss": total_cost / n}
             if loss.classification:
-                hits += loss.n_correct(out, tb)
-                scored += loss.n_scored(tb)
-        logs = {"loss": total_cost / n}
-        if loss.classification:
-            logs["accuracy"] = hits / scored
-        if dev is not None:
-            for k, v in model._evaluate(dev[0], dev[1], loss).items():
-                logs["dev_" + k] = v
-        logs["lr"] = optimizer.lr
-        logs["time"] = time.perf_counter() - start
-        history.record(epoch, logs)
-        if verbose:
-            print(_format_logs(epoch, epochs, logs), file=sys.stderr, flush=True)
-        for cb in callbacks:
-            cb.on_epoch_end(model, epoch, logs, history)
-        if model.stop_training:
-            history.stopped_epoch = epoch
-            break
+                logs["accuracy"] = hits / scored
+            if dev is not None:
+                for k, v in model._evaluate(dev[0], dev[1], loss).items():
+                    logs["dev_" + k] = v
+            logs["lr"] = optimizer.lr
+            logs["time"] = time.perf_counter() - start
+            history.record(epoch, logs)
+            with np.errstate(over="ignore"):  # a diverging run's norm is inf, truly
+                for i, layer in dense_layers:
+                    history.grad_norms[i].append(float(np.linalg.norm(layer.dW)))
+            progress.epoch_end(epoch, logs)
+            for cb in callbacks:
+                cb.on_epoch_end(model, epoch, logs, history)
+            if model.stop_training:
+                history.stopped_epoch = epoch
+                if history.stop_reason is None:
+                    history.stop_reason = "a callback set model.stop_training"
+                break
+    finally:
+        progress.close()
     for cb in callbacks:
         cb.on_train_end(model, history)
     return history
+
+
+class ModelCheckpoint(Callback):
+    """Save the model (with optimizer state and standardizer) during training.
+
+    Parameters
+    ----------
+    path : str or path-like
+        Where ``nn.save`` writes; may hold ``{epoch}`` (e.g. ``"ckpt-{epoch}.npz"``) to
+        keep one file per save. Each write is atomic.
+    monitor : None, "dev_loss", "dev_accuracy", "loss" or "accuracy"
+        With a metric, save only when it improves on the best so far (the best model
+        ends at ``path``). With None (default), save every ``every`` epochs.
+    every : int >= 1
+        Save period in epochs, when ``monitor`` is None.
+
+    ``saved`` lists ``(epoch, path)`` of each save. The epoch saved is the number of
+    epochs done, so ``fit(..., initial_epoch=epoch)`` resumes after it.
+    """
+
+    def __init__(self, path, monitor=None, every=1):
+        where = "ModelCheckpoint"
+        path = os.fspath(path)
+        if not isinstance(path, str) or not path:
+            raise TypeError(f"{where}: path must be a file name; got {path!r}.")
+        self.path = path
+        self.monitor = None if monitor is None else check_choice("monitor", monitor,
+                                                                 MONITORS, where=where)
+        self.every = check_scalar("every", every, where=where, low=1, integer=True)
+        self.best = None
+        self.saved = []
+
+    def on_train_begin(self, model, history):
+        self.best = None
+        self.saved = []
+
+    def on_epoch_end(self, model, epoch, logs, history):
+        from .io import save
+        done = epoch + 1
+        if self.monitor is not None:
+            value = _monitored(logs, self.monitor, "ModelCheckpoint")
+            if not _improved(self.monitor, value, self.best):
+                return
+            self.best = value
+        elif done % self.every:
+            return
+        path = self.path.format(epoch=done) if "{epoch" in self.path else self.path
+        save(model, path)
+        self.saved.append((done, path))
+
+
+def _stderr_is_terminal():
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+class _Progress:
+    """Per-epoch progress on stderr: a tqdm bar (verbose=1) or lines (verbose=2, or 1
+    without tqdm installed); nothing for verbose=0."""
+
+    def __init__(self, verbose, initial_epoch, epochs):
+        self.verbose, self.epochs, self.bar = verbose, epochs, None
+        if verbose == 1:
+            try:
+                from tqdm.auto import tqdm
+            except ImportError:
+                self.verbose = 2
+            else:
+                self.bar = tqdm(total=epochs, initial=initial_epoch, unit="epoch",
+                                file=sys.stderr, dynamic_ncols=True, leave=True)
+
+    def epoch_end(self, epoch, logs):
+        if self.bar is not None:
+            self.bar.set_postfix({k: f"{v:.4g}" for k, v in logs.items()
+                                  if k not in ("time", "lr")}, refresh=False)
+            self.bar.update(1)
+        elif self.verbose:
+            print(_format_logs(epoch, self.epochs, logs), file=sys.stderr, flush=True)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()

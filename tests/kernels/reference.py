@@ -298,3 +298,11 @@ def adam_step(params, grads, m, v, lr, beta1, beta2, eps, bc1, bc2_sqrt):
     m = beta1 * _f64(m) + (1 - beta1) * g
     v = beta2 * _f64(v) + (1 - beta2) * g ** 2
     return _f64(params) - lr * (m / bc1) / (np.sqrt(v / bc2_sqrt ** 2) + eps), m, v
+
+
+# --- BLAS ------------------------------------------------------------------------
+
+def gemm(A, B, C, trans_a=False, trans_b=False, alpha=1.0, beta=0.0):
+    opA = _f64(A).T if trans_a else _f64(A)
+    opB = _f64(B).T if trans_b else _f64(B)
+    return alpha * (opA @ opB) + beta * _f64(C)

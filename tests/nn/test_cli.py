@@ -8,6 +8,7 @@ import sys
 import numpy as np
 import pytest
 
+import nn
 from nn.__main__ import main
 
 ACCURACY = re.compile(r"^(train|dev|test) accuracy: ([0-9.]+)$", re.MULTILINE)
@@ -106,3 +107,21 @@ def test_cli_main_is_deterministic(mnist_folder, capsys):
         accuracies(out)
         return [line for line in out.splitlines() if not line.startswith("trained in")]
     assert run(3) == run(3)
+
+
+def test_cli_prints_the_diagnosis_and_saves_model_and_curves(mnist_folder, capsys, tmp_path):
+    pytest.importorskip("matplotlib")
+    target = tmp_path / "run" / "model.npz"
+    target.parent.mkdir()
+    code = main(["--data", str(mnist_folder), "--hidden", "16", "--epochs", "3",
+                 "--save", str(target), "--quiet"])
+    assert code == 0
+    out, _ = capsys.readouterr()
+    assert "diagnosis: " in out and "avoidable bias" in out
+    assert f"model saved to {target}" in out
+    png = target.with_suffix(".png")
+    assert f"training curves written to {png}" in out
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    model = nn.load(target)
+    assert model.standardizer is not None  # predicts on raw pixels
+    assert model.predict_classes(np.zeros((1, 784))).shape == (1,)

@@ -340,3 +340,10 @@ def test_evaluate_defaults_to_the_loss_of_the_last_fit(blobs):
     model.fit(X, y, loss=nn.SoftmaxCrossEntropy(), epochs=1)
     assert isinstance(model.loss, nn.SoftmaxCrossEntropy)
     assert model.evaluate(X, y) == model.evaluate(X, y, loss=nn.SoftmaxCrossEntropy())
+
+
+def test_warmup_runs_every_kernel_path_and_reports_seconds():
+    seconds = nn.warmup("float64")
+    assert isinstance(seconds, float) and seconds > 0
+    with pytest.raises(TypeError, match="warmup: dtype must be float32 or float64"):
+        nn.warmup(["int8"])

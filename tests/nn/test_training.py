@@ -259,16 +259,39 @@ def test_fit_callbacks_are_called_and_can_stop_training():
     assert history.epochs == [0, 1, 2] and history.stopped_epoch == 2
 
 
-def test_fit_verbose_prints_one_line_per_epoch_to_stderr(capsys):
+def test_fit_verbose_2_prints_one_line_per_epoch_to_stderr(capsys):
     X, y = indexed_data(12)
-    small_model().fit(X, y, loss=nn.SoftmaxCrossEntropy(), epochs=3, verbose=1)
+    small_model().fit(X, y, loss=nn.SoftmaxCrossEntropy(), epochs=3, verbose=2)
     out, err = capsys.readouterr()
     assert out == ""
     lines = err.strip().splitlines()
     assert len(lines) == 3
     assert lines[0].startswith("epoch 1/3") and "loss" in lines[0] and "accuracy" in lines[0]
-    small_model().fit(X, y, loss=nn.SoftmaxCrossEntropy(), epochs=3)
-    assert capsys.readouterr() == ("", "")  # silent by default
+    small_model().fit(X, y, loss=nn.SoftmaxCrossEntropy(), epochs=3, verbose=0)
+    assert capsys.readouterr() == ("", "")
+
+
+def test_fit_verbose_auto_is_silent_when_stderr_is_not_a_terminal(capsys):
+    X, y = indexed_data(12)
+    small_model().fit(X, y, loss=nn.SoftmaxCrossEntropy(), epochs=3)  # verbose="auto"
+    assert capsys.readouterr() == ("", "")
+
+
+def test_fit_verbose_1_shows_a_progress_bar_with_the_metrics(capsys):
+    pytest.importorskip("tqdm")
+    X, y = indexed_data(12)
+    small_model().fit(X, y, loss=nn.SoftmaxCrossEntropy(), epochs=3, verbose=1,
+                      validation_data=(X, y))
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert "3/3" in err and "epoch" in err and "dev_accuracy" in err
+
+
+@pytest.mark.parametrize("verbose", [3, -1, "loud", 1.5])
+def test_fit_rejects_a_bad_verbose(verbose):
+    X, y = indexed_data(12)
+    with pytest.raises((ValueError, TypeError), match="verbose"):
+        small_model().fit(X, y, loss=nn.SoftmaxCrossEntropy(), epochs=1, verbose=verbose)
 
 
 def test_fit_leaves_its_inputs_unchanged(blobs):

@@ -1,0 +1,67 @@
+"""Start-up cost: import plus the first training step of the default model in a fresh
+process, with Numba's cache warm and with an empty cache (everything compiled).
+
+The default model: 784-256-256-10 ReLU, float32, Adam, one step of 64 rows.
+``first_step_seconds`` runs the same measurement outside asv (the README's figures).
+"""
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+FIRST_STEP = """
+import numpy as np
+import nn
+rng = np.random.default_rng(0)
+X = rng.standard_normal((64, 784)).astype(np.float32)
+y = rng.integers(0, 10, 64)
+model = nn.Sequential([nn.Dense(784, 256, activation="relu"),
+                       nn.Dense(256, 256, activation="relu"), nn.Dense(256, 10)], seed=0)
+model.fit(X, y, loss=nn.SoftmaxCrossEntropy(), optimizer=nn.Adam(lr=1e-3), epochs=1,
+          batch_size=64)
+"""
+
+TIMED = "import time\nt0 = time.perf_counter()\n" + FIRST_STEP + \
+    "print(time.perf_counter() - t0)\n"
+
+
+def first_step_seconds(cache_dir):
+    """Seconds from ``import nn`` to the end of the first step, in a new process whose
+    Numba cache is ``cache_dir`` (empty: everything compiles)."""
+    env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir)
+    out = subprocess.run([sys.executable, "-c", TIMED], env=env, capture_output=True,
+                         text=True, check=True, timeout=600)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def cold_and_warm():
+    """(seconds with an empty cache, seconds with the cache the first run filled)."""
+    with tempfile.TemporaryDirectory() as cache:
+        return first_step_seconds(cache), first_step_seconds(cache)
+
+
+class FirstStep:
+    timeout = 600
+    repeat = 3
+    number = 1
+
+    def timeraw_first_step_warm_cache(self):
+        return FIRST_STEP
+
+
+class FirstStepColdCache:
+    timeout = 600
+    repeat = 1
+    number = 1
+
+    def setup(self):
+        self.cache = tempfile.mkdtemp()
+
+    def teardown(self):
+        shutil.rmtree(self.cache, ignore_errors=True)
+
+    def track_first_step_cold_cache(self):
+        return first_step_seconds(self.cache)
+
+    track_first_step_cold_cache.unit = "seconds"
