@@ -34,6 +34,7 @@ from .optim import adam_step, momentum_step, rmsprop_step, sgd_step
 from ._random import uniform_from_counter
 from .batchnorm import batchnorm_backward, batchnorm_forward_infer, batchnorm_forward_train
 from .dropout import dropout_backward, dropout_forward
+from .augment import add_gaussian_noise, image_draws, shift_flip_images
 
 __all__ = [
     "ACT_IDENTITY", "ACT_LEAKY_RELU", "ACT_RELU", "ACT_SIGMOID", "ACT_TANH",

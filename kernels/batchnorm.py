@@ -2,39 +2,81 @@
 
 Training forward, per feature j over the m rows of Z:
     mean_j = sum_i Z_ij / m,   var_j = sum_i (Z_ij - mean_j)^2 / m   (biased),
-    inv_std_j = 1 / sqrt(var_j + eps),   X_hat = (Z - mean) * inv_std,
-    A = act(gamma * X_hat + beta),
+    inv_std_j = 1 / sqrt(var_j + eps),   scale_j = gamma_j * inv_std_j,
+    A = act((Z - mean) * scale + beta),
     running_mean = momentum * running_mean + (1 - momentum) * mean  (and var likewise).
-Inference forward: the same with running_mean and running_var in place of the batch's.
-Backward, with dY = dA * act'(gamma * X_hat + beta):
-    dbeta = sum_i dY,  dgamma = sum_i dY * X_hat,
-    dZ = gamma * inv_std * (dY - dbeta / m - X_hat * dgamma / m).
+Inference forward: act(gamma * (Z - running_mean) * inv_std + beta), inv_std from
+running_var.
+Backward, with X_hat = (Z - mean) * inv_std and dY = dA * act'((Z - mean) * scale + beta):
+    dbeta = sum_i dY,   dgamma = inv_std * S,   S = sum_i dY * (Z - mean),
+    dZ = scale * (dY - dbeta / m - X_hat * dgamma / m)
+       = c_dy * dY + (c_xc * (Z - mean) + c_0),
+    c_dy = scale,  c_xc = -scale * inv_std * dgamma / m,  c_0 = -scale * dbeta / m.
 
-X_hat is not stored: backward recomputes it from Z, mean and inv_std with the same
-expression, which saves a write of the batch in the forward pass.
+Elementwise work runs in Z's dtype with per-feature coefficients computed in float64 and
+rounded once (mean, scale, beta, c_dy, c_xc, c_0); the forward's and the backward's
+pre-activation (Z - mean) * scale + beta is the same expression, so ReLU's mask in the
+backward is the forward's. X_hat is not stored: the backward recomputes Z - mean from Z,
+which saves a write of the batch in the forward. Every sum over rows is accumulated in
+float64.
 
-Parallelism and determinism: the statistics and the backward's sums are taken over
-row blocks of ``STAT_ROWS`` rows (fixed, whatever the thread count): each block's
-float64 column sums (row order) go to their own scratch row and the blocks are
-folded in block order; the variance combines per-block means and squared deviations
-(Chan et al.), so no one-pass E[x^2] - E[x]^2. Blocks run in parallel (prange), the
-elementwise passes are parallel over rows; every result is the same bits for any
-thread count and for the serial and parallel variants. The inner loops run over a
-row's contiguous columns into float64 accumulator rows (acc[k] += z[k]): elementwise,
-so LLVM vectorizes them without reordering any column's sum (no fastmath).
+Passes over the (n, d) data, each streaming whole rows: forward, one statistics pass then
+one normalize pass; backward, one sums pass then one dZ pass. (For activations other
+than identity and ReLU the sums pass first stores dY in dZ and the dZ pass reads it
+back.) The elementwise passes take chunks of ``ROW_CHUNK`` rows last chunk first, so the
+rows the previous pass read last are still in cache.
+
+Statistics: the rows are cut into blocks of ``STAT_ROWS`` (fixed, whatever the thread
+count). One pass over block b (r rows) accumulates in float64 T = sum_i (z_i - K) and
+Q = sum_i (z_i - K)^2, K the block's first row, four rows at a time: with e = z - K in
+float64, ``(e0 + e1) + (e2 + e3)`` and ``(e0^2 + e1^2) + (e2^2 + e3^2)`` are added to the
+block's accumulators in row order (the last r % 4 rows one at a time). Then the block's
+sum is s_b = r * K + T and its sum of squared deviations from its mean mu_b = s_b / r is
+m2_b = Q - T^2 / r. K is one of the block's values, so (K - mu_b)^2 <= m2_b and
+Q <= (r + 1) * m2_b: the subtraction loses at most log2(r + 1) = 7 of float64's 53 bits
+(never the catastrophic cancellation of E[x^2] - E[x]^2). The blocks are combined in
+block order by Chan et al.'s update: mean = (sum_b s_b) / n,
+n * var = sum_b m2_b + sum_b r_b * (mu_b - mean)^2.
+
+Backward sums: the same blocks and four-row groups. A group's dY and dY * (Z - mean_f)
+terms (mean_f the mean rounded to Z's dtype) are summed pairwise in Z's dtype and added
+in row order into the block's float64 accumulators; then S = sum dY * (Z - mean_f) +
+(mean_f - mean) * dbeta, exactly the sum around the float64 mean.
+
+Parallelism and determinism: blocks run in parallel (prange), each writing its own
+scratch rows, and are folded serially in block order; the elementwise passes are
+parallel over row chunks. No float sum depends on the thread count or on the variant:
+every result is the same bits for any thread count and for the serial and parallel
+variants. The inner loops run over a row's contiguous columns into per-column
+accumulator rows (acc[k] += ...): elementwise, so LLVM vectorizes them without
+reordering any column's sum (no fastmath).
+
+Scratch: the training kernels take a float64 array of ``batchnorm_scratch_rows(n)`` rows
+and d columns (per-block rows, folded sums, and the per-feature coefficients viewed in
+Z's dtype), so a caller that keeps it allocates nothing per call.
 """
 import math
 
 import numpy as np
 from numba import njit, prange
 
-from ._reduce import PARALLEL_MIN_SIZE, fold_blocks
+from ._reduce import PARALLEL_MIN_SIZE
 from .activations import ACT_IDENTITY, ACT_RELU, activate, activate_grad
 
-#: Rows per statistics block: each block's column sums (row order) go to their own
-#: scratch row and the blocks are folded in order, whatever the thread count. A change
-#: changes result bits.
+#: Rows per statistics block: each block's sums (four-row groups, in row order) go to
+#: their own scratch rows and the blocks are folded in order, whatever the thread count.
+#: A change changes result bits.
 STAT_ROWS = 128
+
+#: Scratch rows after the 2 * n_blocks block rows: 2 float64 rows of folded sums and
+#: 6 rows of per-feature coefficients in Z's dtype.
+_EXTRA_ROWS = 8
+
+#: Rows per chunk of the elementwise passes. Chunks run last to first (the rows the
+#: previous pass read last are still in cache), the rows of a chunk first to last (a
+#: backward walk over rows of one page each defeats the hardware prefetcher: 3x slower).
+#: No result depends on it.
+ROW_CHUNK = 32
 
 
 @njit(cache=True)
@@ -42,137 +84,174 @@ def _n_stat_blocks(n):
     return (n + STAT_ROWS - 1) // STAT_ROWS
 
 
+@njit(cache=True)
+def _n_chunks(n):
+    return (n + ROW_CHUNK - 1) // ROW_CHUNK
+
+
+@njit(cache=True)
+def batchnorm_scratch_rows(n):
+    """Rows of the float64 scratch ``batchnorm_forward_train`` and ``batchnorm_backward``
+    take for a batch of n rows: ``2 * ceil(n / STAT_ROWS) + 8`` (d columns)."""
+    return 2 * _n_stat_blocks(n) + _EXTRA_ROWS
+
+
 @njit(cache=True, inline="always")
-def _sum_rows(Z, b, out):
-    # out[k] = sum of Z[i, k] over block b's rows, in row order, float64. The inner loop
-    # is elementwise over contiguous columns (out[k] += z[k]), so it vectorizes without
-    # reordering any column's sum.
-    n, d = Z.shape
-    for k in range(d):
+def _fold(part, out):
+    # out[k] = sum over blocks of part[b, k], added in block order (the bits of
+    # _reduce.fold_blocks), row by row so the loop over k vectorizes.
+    for k in range(out.shape[0]):
         out[k] = 0.0
-    for i in range(b * STAT_ROWS, min(n, (b + 1) * STAT_ROWS)):
-        zr = Z[i]
-        for k in range(d):
-            out[k] += zr[k]
+    for b in range(part.shape[0]):
+        pr = part[b]
+        for k in range(out.shape[0]):
+            out[k] += pr[k]
 
 
 @njit(cache=True, inline="always")
-def _block_stats(Z, b, s_out, mu_out, m2_out):
-    # Block b: column sums s (row order), block means mu = s / rows and the sums of
-    # squared deviations from mu, m2 (row order): a second pass over the block while
-    # it is still in cache (STAT_ROWS rows).
+def _coef(scratch, nb, c, dtype, d):
+    # Coefficient row c (0..5) of the scratch, viewed in Z's dtype (float32: the first
+    # d of the 2d values a float64 row holds).
+    return scratch[2 * nb + 2 + c].view(dtype)[:d]
+
+
+# --- training forward ---------------------------------------------------------------------
+
+@njit(cache=True, inline="always")
+def _block_stats(Z, b, s_out, m2_out):
+    # Block b: s_out = its column sums, m2_out = its sums of squared deviations from its
+    # mean, via the shifted float64 sums T, Q (module docstring), four rows at a time.
     n, d = Z.shape
     r0 = b * STAT_ROWS
     r1 = min(n, r0 + STAT_ROWS)
-    _sum_rows(Z, b, s_out)
+    K = Z[r0]
     for k in range(d):
-        mu_out[k] = s_out[k] / (r1 - r0)
+        s_out[k] = 0.0
         m2_out[k] = 0.0
-    for i in range(r0, r1):
-        zr = Z[i]
+    i = r0
+    while i + 3 < r1:
+        z0 = Z[i]
+        z1 = Z[i + 1]
+        z2 = Z[i + 2]
+        z3 = Z[i + 3]
         for k in range(d):
-            dev = zr[k] - mu_out[k]
-            m2_out[k] += dev * dev
+            kk = np.float64(K[k])
+            e0 = z0[k] - kk
+            e1 = z1[k] - kk
+            e2 = z2[k] - kk
+            e3 = z3[k] - kk
+            s_out[k] += (e0 + e1) + (e2 + e3)
+            m2_out[k] += (e0 * e0 + e1 * e1) + (e2 * e2 + e3 * e3)
+        i += 4
+    while i < r1:
+        z0 = Z[i]
+        for k in range(d):
+            e0 = z0[k] - np.float64(K[k])
+            s_out[k] += e0
+            m2_out[k] += e0 * e0
+        i += 1
+    r = r1 - r0
+    for k in range(d):
+        t = s_out[k]
+        s_out[k] = r * np.float64(K[k]) + t
+        m2_out[k] = max(m2_out[k] - t * (t / r), 0.0)
 
 
 @njit(cache=True, inline="always")
-def _combine_stats(n, nb, part, mu, acc):
-    # mean = (sum of block sums, in block order) / n; n * var = sum_b m2_b +
-    # sum_b rows_b * (mu_b - mean)^2, in block order (Chan et al.'s pairwise update,
-    # exact in exact arithmetic, no E[x^2] - E[x]^2 cancellation).
-    d = mu.shape[0]
-    fold_blocks(part[0:nb], acc)
+def _finish_stats(Z, scratch, nb, gamma, beta, running_mean, running_var, momentum, eps,
+                  mean, inv_std):
+    # Chan's combine of the blocks in block order, then the per-feature outputs and the
+    # coefficients of the normalize pass (mean, scale, beta in Z's dtype).
+    n, d = Z.shape
+    acc = scratch[2 * nb]
+    _fold(scratch[0:nb], acc)
     for k in range(d):
-        mu[k] = acc[k] / n
+        mean[k] = acc[k] / n
         acc[k] = 0.0
     for b in range(nb):
         rows = min(n, (b + 1) * STAT_ROWS) - b * STAT_ROWS
+        sr = scratch[b]
+        mr = scratch[nb + b]
         for k in range(d):
-            dm = part[nb + b, k] - mu[k]
-            acc[k] += part[2 * nb + b, k] + rows * (dm * dm)
+            dm = sr[k] / rows - mean[k]
+            acc[k] += mr[k] + rows * (dm * dm)
+    t = Z.dtype.type
+    mf = _coef(scratch, nb, 0, Z.dtype, d)
+    gs = _coef(scratch, nb, 1, Z.dtype, d)
+    bf = _coef(scratch, nb, 2, Z.dtype, d)
+    keep = momentum
+    for k in range(d):
+        var = acc[k] / n
+        m = mean[k]
+        s = 1.0 / math.sqrt(var + eps)
+        inv_std[k] = s
+        running_mean[k] = keep * running_mean[k] + (1.0 - keep) * m
+        running_var[k] = keep * running_var[k] + (1.0 - keep) * var
+        mf[k] = t(m)
+        gs[k] = t(gamma[k] * s)
+        bf[k] = beta[k]
 
 
 @njit(cache=True, inline="always")
-def _norm_row(Z, i, mf, sf, gf, bf, act_code, A):
+def _norm_row(Z, i, mf, gs, bf, act_code, A):
     t = A.dtype.type
     zr = Z[i]
     ar = A[i]
     d = zr.shape[0]
     if act_code == ACT_IDENTITY:
         for k in range(d):
-            ar[k] = gf[k] * ((zr[k] - mf[k]) * sf[k]) + bf[k]
+            ar[k] = (zr[k] - mf[k]) * gs[k] + bf[k]
     elif act_code == ACT_RELU:
         for k in range(d):
-            y = gf[k] * ((zr[k] - mf[k]) * sf[k]) + bf[k]
+            y = (zr[k] - mf[k]) * gs[k] + bf[k]
             ar[k] = y if y > 0 else t(0.0)
     else:
         for k in range(d):
-            ar[k] = activate(gf[k] * ((zr[k] - mf[k]) * sf[k]) + bf[k], act_code)
-
-
-@njit(cache=True, inline="always")
-def _finish_stats(n, acc, mu, gamma, beta, running_mean, running_var, momentum, eps,
-                  mean, inv_std, mf, sf, gf, bf):
-    t = mf.dtype.type
-    keep = momentum
-    for j in range(acc.shape[0]):
-        var = acc[j] / n
-        m = mu[j]
-        s = 1.0 / math.sqrt(var + eps)
-        mean[j] = m
-        inv_std[j] = s
-        running_mean[j] = keep * running_mean[j] + (1.0 - keep) * m
-        running_var[j] = keep * running_var[j] + (1.0 - keep) * var
-        mf[j] = t(m)
-        sf[j] = t(s)
-        gf[j] = gamma[j]
-        bf[j] = beta[j]
+            ar[k] = activate((zr[k] - mf[k]) * gs[k] + bf[k], act_code)
 
 
 @njit(cache=True)
 def _bn_train_serial(Z, gamma, beta, running_mean, running_var, momentum, eps, act_code,
-                     mean, inv_std, A):
+                     mean, inv_std, A, scratch):
     n, d = Z.shape
     nb = _n_stat_blocks(n)
-    part = np.empty((3 * nb, d))
-    acc = np.empty(d)
-    mu = np.empty(d)
     for b in range(nb):
-        _block_stats(Z, b, part[b], part[nb + b], part[2 * nb + b])
-    _combine_stats(n, nb, part, mu, acc)
-    mf, sf = np.empty(d, A.dtype), np.empty(d, A.dtype)
-    gf, bf = np.empty(d, A.dtype), np.empty(d, A.dtype)
-    _finish_stats(n, acc, mu, gamma, beta, running_mean, running_var, momentum, eps,
-                  mean, inv_std, mf, sf, gf, bf)
-    for i in range(n):
-        _norm_row(Z, i, mf, sf, gf, bf, act_code, A)
+        _block_stats(Z, b, scratch[b], scratch[nb + b])
+    _finish_stats(Z, scratch, nb, gamma, beta, running_mean, running_var, momentum, eps,
+                  mean, inv_std)
+    mf = _coef(scratch, nb, 0, Z.dtype, d)
+    gs = _coef(scratch, nb, 1, Z.dtype, d)
+    bf = _coef(scratch, nb, 2, Z.dtype, d)
+    nc = _n_chunks(n)
+    for c in range(nc):
+        for i in range((nc - 1 - c) * ROW_CHUNK, min(n, (nc - c) * ROW_CHUNK)):
+            _norm_row(Z, i, mf, gs, bf, act_code, A)
 
 
 @njit(cache=True, parallel=True)
 def _bn_train_parallel(Z, gamma, beta, running_mean, running_var, momentum, eps, act_code,
-                       mean, inv_std, A):
+                       mean, inv_std, A, scratch):
     n, d = Z.shape
     nb = _n_stat_blocks(n)
-    part = np.empty((3 * nb, d))
-    acc = np.empty(d)
-    mu = np.empty(d)
     for b in prange(nb):
-        _block_stats(Z, b, part[b], part[nb + b], part[2 * nb + b])
-    _combine_stats(n, nb, part, mu, acc)
-    mf, sf = np.empty(d, A.dtype), np.empty(d, A.dtype)
-    gf, bf = np.empty(d, A.dtype), np.empty(d, A.dtype)
-    _finish_stats(n, acc, mu, gamma, beta, running_mean, running_var, momentum, eps,
-                  mean, inv_std, mf, sf, gf, bf)
-    for i in prange(n):
-        _norm_row(Z, i, mf, sf, gf, bf, act_code, A)
+        _block_stats(Z, b, scratch[b], scratch[nb + b])
+    _finish_stats(Z, scratch, nb, gamma, beta, running_mean, running_var, momentum, eps,
+                  mean, inv_std)
+    mf = _coef(scratch, nb, 0, Z.dtype, d)
+    gs = _coef(scratch, nb, 1, Z.dtype, d)
+    bf = _coef(scratch, nb, 2, Z.dtype, d)
+    nc = _n_chunks(n)
+    for c in prange(nc):
+        for i in range((nc - 1 - c) * ROW_CHUNK, min(n, (nc - c) * ROW_CHUNK)):
+            _norm_row(Z, i, mf, gs, bf, act_code, A)
 
 
 @njit(cache=True)
 def batchnorm_forward_train(Z, gamma, beta, running_mean, running_var, momentum, eps,
-                            act_code, mean, inv_std, A):
+                            act_code, mean, inv_std, A, scratch):
     """Training forward: normalize with the batch statistics, scale, shift, activate.
 
-    ``A = act(gamma * (Z - mean) * inv_std + beta)`` with the batch mean and
+    ``A = act((Z - mean) * (gamma * inv_std) + beta)`` with the batch mean and
     ``inv_std = 1/sqrt(var + eps)`` of the biased batch variance; then
     ``running = momentum * running + (1 - momentum) * batch`` for mean and variance.
 
@@ -180,19 +259,23 @@ def batchnorm_forward_train(Z, gamma, beta, running_mean, running_var, momentum,
     momentum float in [0, 1] (weight of the old value: PyTorch's 0.1 is 0.9 here);
     eps float > 0; act_code int (``kernels.ACT_*``, ``ACT_IDENTITY`` for none);
     mean, inv_std (d,) float64 written (kept for ``batchnorm_backward``);
-    A (n, d) written. Float arrays other than mean and inv_std share Z's dtype.
+    A (n, d) written; scratch (``batchnorm_scratch_rows(n)``, d) float64 written.
+    Float arrays other than mean, inv_std and scratch share Z's dtype.
 
     Notes: a single row gives var = 0 and A = act(beta), a zero-variance feature
-    likewise: eps keeps inv_std finite. Parallel over row blocks of fixed size for
-    large Z, folded in block order: the same bits for any thread count.
+    likewise: eps keeps inv_std finite. Two passes over Z (statistics, normalize);
+    parallel over row blocks of fixed size, then row chunks, for large Z, the blocks
+    folded in block order: the same bits for any thread count.
     """
     if Z.size >= PARALLEL_MIN_SIZE:
         _bn_train_parallel(Z, gamma, beta, running_mean, running_var, momentum, eps,
-                           act_code, mean, inv_std, A)
+                           act_code, mean, inv_std, A, scratch)
     else:
         _bn_train_serial(Z, gamma, beta, running_mean, running_var, momentum, eps,
-                         act_code, mean, inv_std, A)
+                         act_code, mean, inv_std, A, scratch)
 
+
+# --- inference forward --------------------------------------------------------------------
 
 @njit(cache=True, inline="always")
 def _infer_row(Z, i, gamma, beta, running_mean, inv_std, act_code, A):
@@ -234,65 +317,141 @@ def batchnorm_forward_infer(Z, gamma, beta, running_mean, running_var, eps, act_
         _bn_infer_serial(Z, gamma, beta, running_mean, inv_std, act_code, A)
 
 
+# --- backward -----------------------------------------------------------------------------
+
 @njit(cache=True, inline="always")
-def _bwd_sums_rows(Z, A, dA, dZ, b, mf, sf, gf, bf, act_code, out0, out1):
-    # Block b's float64 sums of dY and dY * X_hat, row order; stores dY in dZ unless
-    # the activation is the identity (then the second pass reads dA again).
+def _dy_general(zr, ar, gr, dr, mf, gs, bf, act_code):
+    # dY of one row for activations other than identity and ReLU, stored in dr.
+    for k in range(zr.shape[0]):
+        y = (zr[k] - mf[k]) * gs[k] + bf[k]
+        dr[k] = gr[k] * activate_grad(y, ar[k], act_code)
+
+
+@njit(cache=True, inline="always")
+def _bwd_sums_block(Z, A, dA, dZ, b, mf, gs, bf, act_code, out0, out1):
+    # Block b's sums of dY and dY * (Z - mf): four rows at a time, each group's terms
+    # summed pairwise in Z's dtype, the groups added in row order into float64 rows.
+    # Identity: dY = dA. ReLU: dY = dA where the forward's pre-activation is > 0, else 0.
+    # Other activations: dY is stored in dZ first (the dZ pass reads it back).
     n, d = Z.shape
+    t = Z.dtype.type
+    r0 = b * STAT_ROWS
+    r1 = min(n, r0 + STAT_ROWS)
+    relu = act_code == ACT_RELU
     for k in range(d):
         out0[k] = 0.0
         out1[k] = 0.0
-    for i in range(b * STAT_ROWS, min(n, (b + 1) * STAT_ROWS)):
-        zr = Z[i]
-        gr = dA[i]
-        if act_code == ACT_IDENTITY:
+    src = dA
+    if act_code != ACT_IDENTITY and not relu:
+        for i in range(r0, r1):
+            _dy_general(Z[i], A[i], dA[i], dZ[i], mf, gs, bf, act_code)
+        src = dZ
+    i = r0
+    while i + 3 < r1:
+        z0 = Z[i]
+        z1 = Z[i + 1]
+        z2 = Z[i + 2]
+        z3 = Z[i + 3]
+        g0 = src[i]
+        g1 = src[i + 1]
+        g2 = src[i + 2]
+        g3 = src[i + 3]
+        if relu:
             for k in range(d):
-                x_hat = (zr[k] - mf[k]) * sf[k]
-                dy = gr[k]
-                out0[k] += dy
-                out1[k] += dy * x_hat
+                m = mf[k]
+                x0 = z0[k] - m
+                x1 = z1[k] - m
+                x2 = z2[k] - m
+                x3 = z3[k] - m
+                a0 = g0[k]  # loaded unconditionally: the select vectorizes
+                a1 = g1[k]
+                a2 = g2[k]
+                a3 = g3[k]
+                y0 = a0 if x0 * gs[k] + bf[k] > 0 else t(0.0)
+                y1 = a1 if x1 * gs[k] + bf[k] > 0 else t(0.0)
+                y2 = a2 if x2 * gs[k] + bf[k] > 0 else t(0.0)
+                y3 = a3 if x3 * gs[k] + bf[k] > 0 else t(0.0)
+                out0[k] += (y0 + y1) + (y2 + y3)
+                out1[k] += (y0 * x0 + y1 * x1) + (y2 * x2 + y3 * x3)
         else:
-            ar = A[i]
-            dr = dZ[i]
             for k in range(d):
-                x_hat = (zr[k] - mf[k]) * sf[k]
-                dy = gr[k] * activate_grad(gf[k] * x_hat + bf[k], ar[k], act_code)
-                dr[k] = dy
-                out0[k] += dy
-                out1[k] += dy * x_hat
+                m = mf[k]
+                y0 = g0[k]
+                y1 = g1[k]
+                y2 = g2[k]
+                y3 = g3[k]
+                out0[k] += (y0 + y1) + (y2 + y3)
+                out1[k] += (y0 * (z0[k] - m) + y1 * (z1[k] - m)) + \
+                    (y2 * (z2[k] - m) + y3 * (z3[k] - m))
+        i += 4
+    while i < r1:
+        z0 = Z[i]
+        g0 = src[i]
+        for k in range(d):
+            x0 = z0[k] - mf[k]
+            a0 = g0[k]
+            y0 = a0 if not relu or x0 * gs[k] + bf[k] > 0 else t(0.0)
+            out0[k] += y0
+            out1[k] += y0 * x0
+        i += 1
 
 
 @njit(cache=True, inline="always")
-def _bwd_row(Z, src, i, mf, sf, scl, m0, m1, dZ):
+def _bwd_row(Z, src, i, mf, gs, bf, c_dy, c_xc, c_0, relu, dZ):
+    # dZ = c_dy * dY + (c_xc * (Z - mean) + c_0), in Z's dtype.
+    t = Z.dtype.type
     zr = Z[i]
     yr = src[i]
     dr = dZ[i]
-    for k in range(zr.shape[0]):
-        x_hat = (zr[k] - mf[k]) * sf[k]
-        dr[k] = scl[k] * (yr[k] - m0[k] - x_hat * m1[k])
+    if relu:
+        for k in range(zr.shape[0]):
+            xc = zr[k] - mf[k]
+            a = yr[k]
+            dy = a if xc * gs[k] + bf[k] > 0 else t(0.0)
+            dr[k] = c_dy[k] * dy + (c_xc[k] * xc + c_0[k])
+    else:
+        for k in range(zr.shape[0]):
+            xc = zr[k] - mf[k]
+            dr[k] = c_dy[k] * yr[k] + (c_xc[k] * xc + c_0[k])
 
 
 @njit(cache=True, inline="always")
-def _bwd_prep(gamma, beta, mean, inv_std, mf, sf, gf, bf):
-    t = mf.dtype.type
-    for j in range(mf.shape[0]):
-        mf[j] = t(mean[j])
-        sf[j] = t(inv_std[j])
-        gf[j] = gamma[j]
-        bf[j] = beta[j]
+def _bwd_prep(Z, scratch, nb, gamma, beta, mean, inv_std):
+    t = Z.dtype.type
+    d = Z.shape[1]
+    mf = _coef(scratch, nb, 0, Z.dtype, d)
+    gs = _coef(scratch, nb, 1, Z.dtype, d)
+    bf = _coef(scratch, nb, 2, Z.dtype, d)
+    for k in range(d):
+        mf[k] = t(mean[k])
+        gs[k] = t(gamma[k] * inv_std[k])
+        bf[k] = beta[k]
 
 
 @njit(cache=True, inline="always")
-def _bwd_finish(n, gamma, inv_std, s0, s1, dgamma, dbeta, scratch, scl, m0, m1):
-    t = m0.dtype.type
-    for j in range(s0.shape[0]):
-        dbeta[j] = s0[j]
-        dgamma[j] = s1[j]
-        scratch[0, j] = s0[j] / n  # dbeta / m and dgamma / m
-        scratch[1, j] = s1[j] / n
-        m0[j] = t(s0[j] / n)
-        m1[j] = t(s1[j] / n)
-        scl[j] = t(gamma[j] * inv_std[j])
+def _bwd_finish(Z, scratch, nb, gamma, mean, inv_std, dgamma, dbeta):
+    # Fold the block sums in block order; sum dY * (Z - mean) = sum dY * (Z - mf) +
+    # (mf - mean) * sum dY (mf is mean rounded to Z's dtype); the dZ pass coefficients.
+    n, d = Z.shape
+    t = Z.dtype.type
+    s0 = scratch[2 * nb]
+    s1 = scratch[2 * nb + 1]
+    _fold(scratch[0:nb], s0)
+    _fold(scratch[nb:2 * nb], s1)
+    mf = _coef(scratch, nb, 0, Z.dtype, d)
+    c_dy = _coef(scratch, nb, 3, Z.dtype, d)
+    c_xc = _coef(scratch, nb, 4, Z.dtype, d)
+    c_0 = _coef(scratch, nb, 5, Z.dtype, d)
+    for k in range(d):
+        s = inv_std[k]
+        scale = gamma[k] * s
+        db = s0[k]
+        dg = (s1[k] + (np.float64(mf[k]) - mean[k]) * db) * s
+        dbeta[k] = db
+        dgamma[k] = dg
+        c_dy[k] = t(scale)
+        c_xc[k] = t(-scale * s * (dg / n))
+        c_0[k] = t(-scale * (db / n))
 
 
 @njit(cache=True)
@@ -300,20 +459,23 @@ def _bn_backward_serial(Z, A, dA, gamma, beta, mean, inv_std, act_code, dZ, dgam
                         scratch):
     n, d = Z.shape
     nb = _n_stat_blocks(n)
-    f = dZ.dtype
-    mf, sf, gf, bf = np.empty(d, f), np.empty(d, f), np.empty(d, f), np.empty(d, f)
-    _bwd_prep(gamma, beta, mean, inv_std, mf, sf, gf, bf)
-    part = np.empty((2 * nb, d))
+    _bwd_prep(Z, scratch, nb, gamma, beta, mean, inv_std)
+    mf = _coef(scratch, nb, 0, Z.dtype, d)
+    gs = _coef(scratch, nb, 1, Z.dtype, d)
+    bf = _coef(scratch, nb, 2, Z.dtype, d)
     for b in range(nb):
-        _bwd_sums_rows(Z, A, dA, dZ, b, mf, sf, gf, bf, act_code, part[b], part[nb + b])
-    s0, s1 = np.empty(d), np.empty(d)
-    fold_blocks(part[0:nb], s0)
-    fold_blocks(part[nb:2 * nb], s1)
-    scl, m0, m1 = np.empty(d, f), np.empty(d, f), np.empty(d, f)
-    _bwd_finish(n, gamma, inv_std, s0, s1, dgamma, dbeta, scratch, scl, m0, m1)
-    src = dZ if act_code != ACT_IDENTITY else dA
-    for i in range(n):
-        _bwd_row(Z, src, i, mf, sf, scl, m0, m1, dZ)
+        _bwd_sums_block(Z, A, dA, dZ, b, mf, gs, bf, act_code, scratch[b],
+                        scratch[nb + b])
+    _bwd_finish(Z, scratch, nb, gamma, mean, inv_std, dgamma, dbeta)
+    c_dy = _coef(scratch, nb, 3, Z.dtype, d)
+    c_xc = _coef(scratch, nb, 4, Z.dtype, d)
+    c_0 = _coef(scratch, nb, 5, Z.dtype, d)
+    relu = act_code == ACT_RELU
+    src = dA if act_code == ACT_IDENTITY or relu else dZ
+    nc = _n_chunks(n)
+    for c in range(nc):
+        for i in range((nc - 1 - c) * ROW_CHUNK, min(n, (nc - c) * ROW_CHUNK)):
+            _bwd_row(Z, src, i, mf, gs, bf, c_dy, c_xc, c_0, relu, dZ)
 
 
 @njit(cache=True, parallel=True)
@@ -321,20 +483,23 @@ def _bn_backward_parallel(Z, A, dA, gamma, beta, mean, inv_std, act_code, dZ, dg
                           scratch):
     n, d = Z.shape
     nb = _n_stat_blocks(n)
-    f = dZ.dtype
-    mf, sf, gf, bf = np.empty(d, f), np.empty(d, f), np.empty(d, f), np.empty(d, f)
-    _bwd_prep(gamma, beta, mean, inv_std, mf, sf, gf, bf)
-    part = np.empty((2 * nb, d))
+    _bwd_prep(Z, scratch, nb, gamma, beta, mean, inv_std)
+    mf = _coef(scratch, nb, 0, Z.dtype, d)
+    gs = _coef(scratch, nb, 1, Z.dtype, d)
+    bf = _coef(scratch, nb, 2, Z.dtype, d)
     for b in prange(nb):
-        _bwd_sums_rows(Z, A, dA, dZ, b, mf, sf, gf, bf, act_code, part[b], part[nb + b])
-    s0, s1 = np.empty(d), np.empty(d)
-    fold_blocks(part[0:nb], s0)
-    fold_blocks(part[nb:2 * nb], s1)
-    scl, m0, m1 = np.empty(d, f), np.empty(d, f), np.empty(d, f)
-    _bwd_finish(n, gamma, inv_std, s0, s1, dgamma, dbeta, scratch, scl, m0, m1)
-    src = dZ if act_code != ACT_IDENTITY else dA
-    for i in prange(n):
-        _bwd_row(Z, src, i, mf, sf, scl, m0, m1, dZ)
+        _bwd_sums_block(Z, A, dA, dZ, b, mf, gs, bf, act_code, scratch[b],
+                        scratch[nb + b])
+    _bwd_finish(Z, scratch, nb, gamma, mean, inv_std, dgamma, dbeta)
+    c_dy = _coef(scratch, nb, 3, Z.dtype, d)
+    c_xc = _coef(scratch, nb, 4, Z.dtype, d)
+    c_0 = _coef(scratch, nb, 5, Z.dtype, d)
+    relu = act_code == ACT_RELU
+    src = dA if act_code == ACT_IDENTITY or relu else dZ
+    nc = _n_chunks(n)
+    for c in prange(nc):
+        for i in range((nc - 1 - c) * ROW_CHUNK, min(n, (nc - c) * ROW_CHUNK)):
+            _bwd_row(Z, src, i, mf, gs, bf, c_dy, c_xc, c_0, relu, dZ)
 
 
 @njit(cache=True)
@@ -342,18 +507,21 @@ def batchnorm_backward(Z, A, dA, gamma, beta, mean, inv_std, act_code, dZ, dgamm
                        scratch):
     """Backward of ``batchnorm_forward_train``: dZ, dgamma and dbeta.
 
-    With X_hat = (Z - mean) * inv_std and dY = dA * act'(gamma * X_hat + beta):
+    With X_hat = (Z - mean) * inv_std and dY = dA * act'((Z - mean) * (gamma * inv_std)
+    + beta) (the forward's pre-activation, same expression and rounding):
     ``dbeta = sum_i dY``, ``dgamma = sum_i dY * X_hat``,
     ``dZ = gamma * inv_std * (dY - dbeta/m - X_hat * dgamma/m)``, m = Z.shape[0].
 
     Z (n, d) read (the forward's input); A (n, d) read (the forward's output, used by
-    the activation derivative); dA (n, d) read; gamma, beta (d,) read; mean, inv_std
-    (d,) float64 read (from the training forward); act_code int (the forward's);
-    dZ (n, d) written (may be dA itself); dgamma, dbeta (d,) written;
-    scratch (2, d) float64 written.
+    the derivative of activations other than identity and ReLU); dA (n, d) read; gamma,
+    beta (d,) read; mean, inv_std (d,) float64 read (from the training forward);
+    act_code int (the forward's); dZ (n, d) written (may be dA itself); dgamma, dbeta
+    (d,) written; scratch (``batchnorm_scratch_rows(n)``, d) float64 written.
 
-    Notes: two passes (block sums folded in block order, then dZ); parallel over row
-    blocks, then rows, for large Z: the same bits for any thread count.
+    Notes: two passes over Z and dA (block sums folded in block order, then dZ);
+    parallel over row blocks, then row chunks, for large Z: the same bits for any
+    thread count. gamma, beta, mean and inv_std must be the forward's (ReLU's mask is
+    recomputed from them).
     """
     if Z.size >= PARALLEL_MIN_SIZE:
         _bn_backward_parallel(Z, A, dA, gamma, beta, mean, inv_std, act_code, dZ, dgamma,

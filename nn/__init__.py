@@ -16,6 +16,7 @@ from .optimizers import SGD, Adam, Momentum, Optimizer, RMSprop
 from .io import ModelFileError, load, save
 from .training import Callback, DivergenceError, EarlyStopping, History, ModelCheckpoint
 from .warmup import warmup
+from .augment import Augment
 
 __version__ = "0.1.0"
 
@@ -29,3 +30,4 @@ __all__ = [
 __all__ += ["BatchNorm", "Dropout", "warmup"]
 __all__ += ["Diagnosis", "EarlyStopping", "ModelCheckpoint", "ModelFileError", "diagnose",
             "load", "save"]
+__all__ += ["Augment"]

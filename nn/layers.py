@@ -286,7 +286,7 @@ class BatchNorm(Layer):
     def _make_work(self, n, dtype):
         A = np.empty((n, self.n), dtype)
         return (A, np.empty_like(A), np.empty(self.n), np.empty(self.n),
-                np.empty((2, self.n)))
+                np.empty((kernels.batchnorm.batchnorm_scratch_rows(n), self.n)))
 
     def forward(self, X, training):
         A, dZ, mean, inv_std, scratch = work = self._work(X.shape[0], X.dtype, self._make_work)
@@ -299,7 +299,7 @@ class BatchNorm(Layer):
                     f"mode (training=False).")
             kernels.batchnorm_forward_train(
                 X, p["gamma"], p["beta"], b["running_mean"], b["running_var"],
-                self.momentum, self.eps, self.act_code, mean, inv_std, A)
+                self.momentum, self.eps, self.act_code, mean, inv_std, A, scratch)
             self._X, self._cur = X, work
         else:
             kernels.batchnorm_forward_infer(

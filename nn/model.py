@@ -216,17 +216,25 @@ class Sequential:
 
     # -- inference ----------------------------------------------------------------
 
+    def _forward_finite(self, X, where):
+        out = self._forward(X, False)
+        if not np.isfinite(out).all():
+            raise ValueError(f"{where}: the network's output overflowed to infinity or "
+                             f"NaN for these inputs (largest |X| is {np.abs(X).max():.3g}); "
+                             f"scale the inputs (model.standardizer) or check the weights.")
+        return out
+
     def predict(self, X):
         """Predictions in eval mode: class probabilities for a model trained with a
         cross-entropy loss, the raw output otherwise (or before any ``fit``)."""
         X = self._check_X(X, "Sequential.predict")
-        out = self._forward(X, False)
+        out = self._forward_finite(X, "Sequential.predict")
         return self.loss.output(out) if self.loss is not None else out.copy()
 
     def predict_classes(self, X):
         """Class indices: the argmax of ``predict`` (or the output > 0 for one column)."""
         X = self._check_X(X, "Sequential.predict_classes")
-        out = self._forward(X, False)
+        out = self._forward_finite(X, "Sequential.predict_classes")
         return (out[:, 0] > 0).astype(np.int64) if out.shape[1] == 1 else out.argmax(axis=1)
 
     def evaluate(self, X, y, loss=None):
@@ -244,7 +252,7 @@ class Sequential:
         return self._evaluate(X, T, loss)
 
     def _evaluate(self, X, T, loss):
-        out = self._forward(X, False)
+        out = self._forward_finite(X, "Sequential.evaluate")
         dout = np.empty_like(out)
         result = {"loss": float(loss.loss_and_grad(out, T, dout, np.empty(out.shape[0])))}
         if loss.classification:
@@ -302,9 +310,25 @@ class Sequential:
         clone.standardizer = self.standardizer
         return clone
 
+    def __reduce__(self):
+        # Pickle (and copy.deepcopy, spawn workers) by config and flat arrays: rebuilt,
+        # the layers' W and b are views into params again, and no work buffer travels.
+        return (_rebuild, (self.config(), self.params.copy(), self.buffers.copy(),
+                           self.layer_states(), self.loss, self.optimizer,
+                           self.standardizer))
+
     def __repr__(self):
         inner = ",\n    ".join(map(repr, self.layers))
         return f"Sequential([\n    {inner},\n], dtype={self.dtype.name}, seed={self.seed})"
+
+
+def _rebuild(config, params, buffers, layer_states, loss, optimizer, standardizer):
+    model = Sequential.from_config(config)
+    model.params[...] = params
+    model.buffers[...] = buffers
+    model.set_layer_states(layer_states)
+    model.loss, model.optimizer, model.standardizer = loss, optimizer, standardizer
+    return model
 
 
 def _fit_default(name):

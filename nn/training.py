@@ -13,14 +13,16 @@ import time
 import numpy as np
 
 from ._validation import check_bool, check_choice, check_scalar
+from .augment import Augment
 from .data import epoch_order
 from .layers import Dense
 from .losses import check_loss
 from .optimizers import SGD, check_optimizer
 
 
-class DivergenceError(FloatingPointError):
-    """Training produced a NaN or infinite cost; the model holds the last finite weights."""
+class DivergenceError(FloatingPointError, ValueError):
+    """Training produced a NaN or infinite cost or gradient; the model holds the last
+    finite weights. A ValueError too: the inputs or hyperparameters were unworkable."""
 
 
 class History:
@@ -185,7 +187,7 @@ def _format_logs(epoch, epochs, logs):
 
 def fit(model, X, y, *, loss=None, optimizer=None, epochs=10, batch_size=32, l2=0.0, l1=0.0,
         schedule=None, validation_data=None, callbacks=(), shuffle=True, seed=0,
-        verbose="auto", initial_epoch=0):
+        verbose="auto", initial_epoch=0, augment=None):
     """Train ``model`` by mini-batch gradient descent and return a ``History``.
 
     Parameters
@@ -224,7 +226,12 @@ def fit(model, X, y, *, loss=None, optimizer=None, epochs=10, batch_size=32, l2=
         "auto" (default) is 1 when stderr is a terminal and 0 otherwise, so library
         code and scripts whose output is captured stay silent.
     initial_epoch : int >= 0
-        Epoch to start counting from (resuming).
+        Epoch to start counting from (resuming): schedules, shuffling, dropout masks and
+        augmentation continue as if training had not stopped.
+    augment : nn.Augment or None
+        Data augmentation applied to each training mini-batch (after the model's
+        standardizer, if any), never to dev data or in ``predict``; drawn from
+        ``(seed, epoch, step)``, so it is reproducible and resumes exactly.
 
     Raises
     ------
@@ -262,6 +269,11 @@ def fit(model, X, y, *, loss=None, optimizer=None, epochs=10, batch_size=32, l2=
     shuffle = check_bool("shuffle", shuffle, where=where)
     if schedule is not None and not callable(schedule):
         raise TypeError(f"{where}: schedule must be a callable epoch -> lr; got {schedule!r}.")
+    if augment is not None:
+        if not isinstance(augment, Augment):
+            raise TypeError(f"{where}: augment must be an nn.Augment or None; got "
+                            f"{augment!r}.")
+        augment.check(model.n_features, where)
     callbacks = list(callbacks or ())
     for cb in callbacks:
         if not isinstance(cb, Callback):
@@ -286,6 +298,7 @@ def fit(model, X, y, *, loss=None, optimizer=None, epochs=10, batch_size=32, l2=
     T_batch = loss.target_buffer(bs, model.n_outputs, model.dtype)
     dout = np.empty((bs, model.n_outputs), model.dtype)
     row_loss = np.empty(bs)
+    augment_work = {}
 
     dense_layers = [(i, layer) for i, layer in enumerate(model.layers)
                     if isinstance(layer, Dense)]
@@ -318,6 +331,8 @@ def fit(model, X, y, *, loss=None, optimizer=None, epochs=10, batch_size=32, l2=
                 xb, tb, db = X_batch[:r], T_batch[:r], dout[:r]
                 np.take(X, idx, axis=0, out=xb, mode="clip")   # clip: no internal copy
                 np.take(T, idx, axis=0, out=tb, mode="clip")
+                if augment is not None:
+                    xb = augment.apply(xb, seed, epoch, step, augment_work)
                 out = model._forward(xb, True)
                 cost = loss.loss_and_grad(out, tb, db, row_loss[:r])
                 cost += model._backward(db, l2, l1)
@@ -340,15 +355,17 @@ def fit(model, X, y, *, loss=None, optimizer=None, epochs=10, batch_size=32, l2=
                 if loss.classification:
                     hits += loss.n_correct(out, tb)
                     scored += loss.n_scored(tb)
-            if not np.isfinite(model.params).all():
+            if not (np.isfinite(model.params).all() and np.isfinite(model.buffers).all()):
                 # A NaN or infinite gradient at the epoch's last step reached the weights
-                # with a finite cost; any earlier one made the next step's cost NaN.
+                # with a finite cost (any earlier one made the next step's cost NaN), or
+                # a BatchNorm running variance overflowed on huge inputs.
                 model.params[...] = good_params
                 model.buffers[...] = good_buffers
                 raise DivergenceError(
-                    f"{where}: a gradient became NaN or infinite at epoch {epoch}, step "
-                    f"{step}; the model keeps the weights from the start of epoch "
-                    f"{good_epoch}. Try a lower learning rate (lr was {optimizer.lr:g}).")
+                    f"{where}: a gradient or a running statistic became NaN or infinite "
+                    f"at epoch {epoch}, step {step}; the model keeps the weights from the "
+                    f"start of epoch {good_epoch}. Try a lower learning rate (lr was "
+                    f"{optimizer.lr:g}) or inputs of a smaller scale.")
             logs = {"loss": total_cost / n}
             if loss.classification:
                 logs["accuracy"] = hits / scored

@@ -34,3 +34,13 @@ def test_readme_kernel_example_runs():
     lse = np.log(np.exp(logits - logits.max(1, keepdims=True)).sum(1)) + logits.max(1)
     assert np.isclose(loss, np.mean(lse - logits[np.arange(5), y]), rtol=1e-12)
     assert kernels.ACT_IDENTITY == 0
+
+
+def test_readme_workflow_runs(tmp_path, monkeypatch):
+    block = next(b for b in python_blocks() if "nn.EarlyStopping" in b)
+    monkeypatch.chdir(tmp_path)  # it writes best.npz
+    namespace = {}
+    exec(compile(block, "README.md workflow", "exec"), namespace)
+    assert namespace["history"].stopped_epoch is not None
+    assert namespace["model"].evaluate(namespace["Xte"], namespace["yte"])["accuracy"] > 0.9
+    assert (tmp_path / "best.npz").exists()

@@ -306,3 +306,68 @@ def gemm(A, B, C, trans_a=False, trans_b=False, alpha=1.0, beta=0.0):
     opA = _f64(A).T if trans_a else _f64(A)
     opB = _f64(B).T if trans_b else _f64(B)
     return alpha * (opA @ opB) + beta * _f64(C)
+
+
+# --- augmentation ---------------------------------------------------------------------
+
+import math  # noqa: E402  (here, to keep this section's edit at the end of the file)
+
+
+def normal_from_counter(seed, step, k):
+    """Box-Muller on the pair p = k // 2: r = sqrt(-2 log(1 - u1)), t = 2 pi u2 with
+    u1, u2 the uniforms at 2p and 2p + 1; r cos(t) for even k, r sin(t) for odd k."""
+    p = k // 2
+    r = math.sqrt(-2.0 * math.log(1.0 - uniform_from_counter(seed, step, 2 * p)))
+    t = 2.0 * math.pi * uniform_from_counter(seed, step, 2 * p + 1)
+    return r * math.cos(t) if k % 2 == 0 else r * math.sin(t)
+
+
+def gaussian_noise(shape, seed, step, row_offset=0):
+    """z[i, j] = normal_from_counter(seed, step, (row_offset + i) * d + j) (slow: small
+    shapes only). row_offset: the global index of the first row of a block of rows."""
+    n, d = shape
+    return np.array([[normal_from_counter(seed, step, (row_offset + i) * d + j)
+                      for j in range(d)] for i in range(n)], dtype=np.float64).reshape(n, d)
+
+
+def add_gaussian_noise(X, sigma, seed, step, row_offset=0):
+    """X + sigma * z, z from ``gaussian_noise`` (X: the rows from row_offset on)."""
+    X = _f64(X)
+    return X + sigma * gaussian_noise(X.shape, seed, step, row_offset)
+
+
+def image_draws(n_rows, max_shift, flip, seed, step, row_offset=0):
+    """(n_rows, 3) int64 rows (dy, dx, flip): dy and dx = min(floor(u * (2s + 1)), 2s) - s
+    from the uniforms at 3i and 3i + 1, flip = flip and (uniform at 3i + 2) < 0.5."""
+    span = 2 * max_shift + 1
+
+    def shift(u):
+        return min(int(u * span), span - 1) - max_shift
+
+    draws = np.zeros((n_rows, 3), np.int64)
+    for r in range(n_rows):
+        i = row_offset + r
+        draws[r, 0] = shift(uniform_from_counter(seed, step, 3 * i))
+        draws[r, 1] = shift(uniform_from_counter(seed, step, 3 * i + 1))
+        draws[r, 2] = bool(flip) and uniform_from_counter(seed, step, 3 * i + 2) < 0.5
+    return draws
+
+
+def shift_images(X, channels, height, width, draws):
+    """Each row as (channels, height, width): flipped left-right where draws[i, 2], then
+    out[c, y, x] = src[c, y - dy, x - dx], 0 off the image."""
+    imgs = _f64(X).reshape(-1, channels, height, width)
+    out = np.zeros_like(imgs)
+    for r, (dy, dx, flip) in enumerate(draws):
+        src = imgs[r, :, :, ::-1] if flip else imgs[r]
+        sy, sx = np.arange(height) - dy, np.arange(width) - dx
+        oy, ox = (sy >= 0) & (sy < height), (sx >= 0) & (sx < width)
+        out[r][np.ix_(np.arange(channels), oy, ox)] = \
+            src[np.ix_(np.arange(channels), sy[oy], sx[ox])]
+    return out.reshape(np.shape(X))
+
+
+def shift_flip_images(X, channels, height, width, max_shift, flip, seed, step, row_offset=0):
+    """``shift_images`` with the draws of ``image_draws`` (X: the rows from row_offset on)."""
+    draws = image_draws(np.shape(X)[0], max_shift, flip, seed, step, row_offset)
+    return shift_images(X, channels, height, width, draws)

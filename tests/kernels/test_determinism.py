@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import kernels
-from kernels import _reduce, batchnorm, dense, dropout, losses
+from kernels import _reduce, augment, batchnorm, dense, dropout, losses
 
 N, K, M = 1100, 48, 64  # (N, M) outputs: 70400 >= PARALLEL_MIN_SIZE; N % BLOCK_ROWS = 12
 
@@ -37,6 +37,8 @@ PARALLEL_VARIANTS = {
     "_bn_backward_parallel": "batchnorm_backward",
     "_dropout_forward_parallel": "dropout_forward",
     "_dropout_backward_parallel": "dropout_backward",
+    "_gaussian_noise_parallel": "add_gaussian_noise",
+    "_shift_flip_parallel": "shift_flip_images",
 }
 
 
@@ -251,7 +253,7 @@ def _bn_train_call(data, dtype, variant=None):
         mean, inv_std, A = _nan(M), _nan(M), _nan((N, M), dtype)
         (variant or kernels.batchnorm_forward_train)(
             data["Z"], data["b"], data["b"][::-1].copy(), rm, rv, 0.9, 1e-5, kernels.ACT_TANH,
-            mean, inv_std, A)
+            mean, inv_std, A, _nan((batchnorm.batchnorm_scratch_rows(N), M)))
         return rm, rv, mean, inv_std, A
     return call
 
@@ -259,12 +261,12 @@ def _bn_train_call(data, dtype, variant=None):
 def _bn_backward_call(data, dtype, variant=None):
     def call():
         rm, rv, mean, inv_std, A = _bn_train_call(data, dtype)()
-        dZ, dgamma, dbeta, scratch = _nan((N, M), dtype), _nan(M, dtype), _nan(M, dtype), \
-            _nan((2, M))
+        dZ, dgamma, dbeta = _nan((N, M), dtype), _nan(M, dtype), _nan(M, dtype)
+        scratch = _nan((batchnorm.batchnorm_scratch_rows(N), M))
         (variant or kernels.batchnorm_backward)(
             data["Z"], A, data["dA"], data["b"], data["b"][::-1].copy(), mean, inv_std,
             kernels.ACT_TANH, dZ, dgamma, dbeta, scratch)
-        return dZ, dgamma, dbeta, scratch
+        return dZ, dgamma, dbeta
     return call
 
 
@@ -350,3 +352,36 @@ def test_rmsprop_step_same_bits_any_thread_count(at_threads, data, dtype):
 
 def test_adam_step_same_bits_any_thread_count(at_threads, data, dtype):
     _assert_same_bits_1_and_2_threads(at_threads, _optim_call("adam", data, dtype))
+
+
+# --- augmentation ---------------------------------------------------------------------------
+
+def _noise_call(data, variant=None):
+    def call():
+        out = _nan((N, M), data["Z"].dtype)
+        (variant or kernels.add_gaussian_noise)(data["Z"], 0.3, 99, 2**32 + 12, out)
+        return (out,)
+    return call
+
+
+def _shift_flip_call(data, variant=None):
+    def call():  # (N, M) = (N, 8 * 8): one-channel 8x8 images
+        out = _nan((N, M), data["Z"].dtype)
+        (variant or kernels.shift_flip_images)(data["Z"], 1, 8, 8, 2, True, 99, 12, out)
+        return (out,)
+    return call
+
+
+def test_add_gaussian_noise_same_bits_any_thread_count(at_threads, data):
+    _assert_same_bits_1_and_2_threads(at_threads, _noise_call(data))
+
+
+def test_shift_flip_images_same_bits_any_thread_count(at_threads, data):
+    _assert_same_bits_1_and_2_threads(at_threads, _shift_flip_call(data))
+
+
+def test_augment_serial_and_parallel_same_bits(at_threads, data):
+    _serial_vs_parallel(at_threads, _noise_call(data, augment._gaussian_noise_serial),
+                        _noise_call(data, augment._gaussian_noise_parallel))
+    _serial_vs_parallel(at_threads, _shift_flip_call(data, augment._shift_flip_serial),
+                        _shift_flip_call(data, augment._shift_flip_parallel))

@@ -163,3 +163,34 @@ def test_batchnorm_float32_training_learns():
     model.fit(X, y, loss=nn.SoftmaxCrossEntropy(), optimizer=nn.SGD(lr=0.1), epochs=30,
               batch_size=16)
     assert model.evaluate(X, y)["accuracy"] > 0.9
+
+
+def test_batchnorm_fit_allocates_nothing_per_step(monkeypatch):
+    """The layer keeps its work arrays (kernel scratch included) per batch size: after
+    the first epoch, 41 steps allocate what 5 steps do. (The kernels themselves allocate
+    nothing: tests/kernels/test_batchnorm.py counts Numba's allocations.)"""
+    counts = {"n": 0}
+    for name in ("empty", "empty_like", "zeros", "zeros_like", "ones", "array", "copy", "full"):
+        original = getattr(np, name)
+
+        def counting(*args, _original=original, **kwargs):
+            counts["n"] += 1
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(np, name, counting)
+    model = nn.Sequential([nn.Dense(6, 8, use_bias=False), nn.BatchNorm(8),
+                           nn.Activation("relu"), nn.Dense(8, 3)], dtype=np.float32, seed=0)
+    rng = np.random.default_rng(0)
+
+    def fit(n_rows):
+        X = rng.standard_normal((n_rows, 6)).astype(np.float32)
+        y = rng.integers(0, 3, n_rows)
+        before = counts["n"]
+        model.fit(X, y, loss=nn.SoftmaxCrossEntropy(), optimizer=nn.SGD(lr=0.01), epochs=1,
+                  batch_size=16)
+        return counts["n"] - before
+
+    fit(70)                          # warm: work arrays for batches of 16 and 6 rows
+    few_steps = fit(70)              # 5 steps
+    many_steps = fit(16 * 40 + 6)    # 41 steps, the same two batch sizes
+    assert many_steps == few_steps

@@ -234,7 +234,7 @@ CASES = [
     (fit, dict(loss="mse"), TypeError,
      r"Sequential\.fit: loss must be a loss object such as nn\.SoftmaxCrossEntropy\(\); "
      r"got 'mse'"),
-    (fit, dict(loss=None), TypeError, r"loss must be a loss object .*; got None"),
+    (fit, dict(loss=None), ValueError, r"Sequential\.fit: loss is None and the model has none yet; pass loss="),
     (fit, dict(loss=nn.SGD), TypeError, r"loss must be a loss object .*; got <class"),
     (fit, dict(optimizer="sgd"), TypeError,
      r"Sequential\.fit: optimizer must be an optimizer object such as nn\.SGD\(lr=0\.01\); "

@@ -254,3 +254,14 @@ def test_two_threads_training_two_models_match_training_them_in_turn():
         t.join()
     for got, want in zip(results, expected):
         np.testing.assert_array_equal(got, want)
+
+
+def test_pickled_model_trains_on_like_the_original():
+    import pickle
+    model, X, y = _trained(epochs=1)
+    clone = pickle.loads(pickle.dumps(model))
+    _assert_same(model, clone)
+    assert np.shares_memory(clone.layers[0].W, clone.params)  # views again, not copies
+    model.fit(X, y, epochs=2, initial_epoch=1, batch_size=32)
+    clone.fit(X, y, epochs=2, initial_epoch=1, batch_size=32)
+    _assert_same(model, clone)

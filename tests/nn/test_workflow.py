@@ -149,22 +149,6 @@ def test_history_records_each_dense_layers_gradient_norm():
     assert history.grad_norms[2][-1] == pytest.approx(np.linalg.norm(model.layers[2].dW))
 
 
-def test_deep_sigmoid_gradients_vanish_and_he_relu_ones_do_not():
-    Xtr, ytr, _, _ = _digits()
-    X = nn.data.Standardizer().fit(Xtr).transform(Xtr)
-
-    def first_over_last(activation, init):
-        widths = [64] + [32] * 8
-        layers = [nn.Dense(a, b, activation=activation, init=init)
-                  for a, b in zip(widths[:-1], widths[1:])] + [nn.Dense(32, 10)]
-        h = nn.Sequential(layers, seed=0).fit(X, ytr, loss=nn.SoftmaxCrossEntropy(),
-                                              optimizer=nn.SGD(0.01), epochs=1)
-        return h.grad_norms[0][0] / h.grad_norms[len(widths) - 2][0]
-
-    assert first_over_last("sigmoid", "xavier") < 1e-3
-    assert first_over_last("relu", "he") > 0.1
-
-
 def test_model_standardizer_applies_to_raw_inputs_everywhere():
     Xtr, ytr, Xdev, ydev = _digits()
     scaler = nn.data.Standardizer().fit(Xtr)
@@ -194,3 +178,51 @@ def test_history_plot_writes_a_png(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["history.png"]  # no temporary left
     with pytest.raises(ValueError, match="no epochs"):
         nn.History().plot(tmp_path / "empty.png")
+
+
+def test_fit_augments_training_batches_only_and_reproducibly():
+    d = nn.datasets.load_digits()
+    X, y = d.X[:300] / 16, d.y[:300]
+    aug = nn.Augment(noise=0.1, image_shape=(8, 8), max_shift=1, flip=False)
+
+    def run(augment, seed=0, epochs=3, initial=None):
+        model = _mlp()
+        kw = dict(loss=nn.SoftmaxCrossEntropy(), optimizer=nn.Adam(0.01), batch_size=50,
+                  seed=seed, augment=augment)
+        if initial is None:
+            model.fit(X, y, epochs=epochs, **kw)
+        else:  # train to `initial`, then resume to `epochs`
+            model.fit(X, y, epochs=initial, **kw)
+            model.fit(X, y, epochs=epochs, initial_epoch=initial, **{
+                k: v for k, v in kw.items() if k != "optimizer"})
+        return model
+
+    a, b, plain = run(aug), run(aug), run(None)
+    np.testing.assert_array_equal(a.params, b.params)             # same seed, same bits
+    assert not np.array_equal(a.params, plain.params)             # it did something
+    assert not np.array_equal(a.params, run(aug, seed=1).params)  # the seed matters
+    np.testing.assert_array_equal(run(aug, initial=2).params, a.params)  # resumes exactly
+    p1, p2 = a.predict(X), a.predict(X)                           # none in predict
+    np.testing.assert_array_equal(p1, p2)
+
+
+def test_fit_checks_augment_against_the_model():
+    X, y = np.zeros((10, 64)), np.zeros(10, int)
+    with pytest.raises(ValueError, match="image_shape"):
+        _mlp().fit(X, y, loss=nn.SoftmaxCrossEntropy(),
+                   augment=nn.Augment(image_shape=(7, 7), max_shift=1))
+    with pytest.raises(TypeError, match="augment must be an nn.Augment"):
+        _mlp().fit(X, y, loss=nn.SoftmaxCrossEntropy(), augment="flip")
+
+
+def test_gradients_example_shows_vanishing_then_healthy_norms():
+    import importlib.util
+    import pathlib
+    path = pathlib.Path(__file__).resolve().parents[2] / "examples" / "gradients.py"
+    spec = importlib.util.spec_from_file_location("gradients_example", path)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    results = example.main(["--depth", "8", "--epochs", "1"])
+    sigmoid, relu = results.values()
+    assert sigmoid[0] / sigmoid[-1] < 1e-3     # vanished toward the input
+    assert 0.1 < relu[0] / relu[-1] < 10       # kept its scale
