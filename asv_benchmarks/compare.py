@@ -13,10 +13,12 @@ Dropout(keep_prob=0.8)`` hidden layers. Each repeat runs one epoch of every cont
 in turn, so a slow moment of the shared machine hits all of them; the figures are
 medians. "vs best" is our samples/s over the faster PyTorch variant's.
 
-"GEMM limit" is the samples/s the step's matrix products alone would allow: the
-forward's, dW's and dX's GEMMs of one batch (the first layer's dX is never formed)
-timed with our BLAS (``kernels.blas``) in the same run; "of limit" is our training
-step's fraction of it.
+"GEMM limit" is the samples/s the step's matrix products alone would allow at the
+machine's SGEMM rate: a step costs FLOPS_PER_SAMPLE = 2 * (784*256 + 256*256 + 256*10)
+* 3 - 2 * 784*256 floating-point operations per sample (forward, dW and dX, with no dX
+for the first layer: 1.21 MFLOP), and the rate is the best of repeated (1024 x 784) @
+(784 x 256) SGEMMs through our BLAS (``kernels.blas``) at the same thread count, in the
+same run. "of limit" is our training step's fraction of it.
 
 Kernels: BatchNorm forward+backward and dropout forward against PyTorch's, and the
 Adam update's bandwidth as a fraction of a NumPy copy's. Threads: an epoch with
@@ -98,24 +100,20 @@ def torch_epoch(torch, kind, X, y, batch, fused):
     return epoch
 
 
-def gemm_step(batch, seed=0):
-    """A function doing one training step's GEMMs for ``batch`` rows with our BLAS."""
+FLOPS_PER_SAMPLE = sum(6 * a * b for a, b in zip(WIDTHS[:-1], WIDTHS[1:])) \
+    - 2 * WIDTHS[0] * WIDTHS[1]
+
+
+def sgemm_rate(repeat=20, seed=0):
+    """Best FLOP/s of a (1024 x 784) @ (784 x 256) float32 GEMM through kernels.blas."""
     from kernels.blas import gemm
     rng = np.random.default_rng(seed)
-    f = np.float32
-    acts = [rng.standard_normal((batch, w)).astype(f) for w in WIDTHS]
-    Ws = [rng.standard_normal((a, b)).astype(f) for a, b in zip(WIDTHS[:-1], WIDTHS[1:])]
-    dWs = [np.empty_like(W) for W in Ws]
-    dXs = [np.empty_like(a) for a in acts]
-
-    def step():
-        for i, W in enumerate(Ws):
-            gemm(acts[i], W, acts[i + 1], False, False, 1.0, 0.0)
-        for i in range(len(Ws) - 1, -1, -1):
-            gemm(acts[i], acts[i + 1], dWs[i], True, False, 1.0, 0.0)
-            if i > 0:
-                gemm(acts[i + 1], Ws[i], dXs[i], False, True, 1.0, 0.0)
-    return step
+    A = rng.standard_normal((1024, 784)).astype(np.float32)
+    B = rng.standard_normal((784, 256)).astype(np.float32)
+    C = np.empty((1024, 256), np.float32)
+    run = lambda: gemm(A, B, C, False, False, 1.0, 0.0)  # noqa: E731
+    run()
+    return 2 * 1024 * 784 * 256 / min(timeit.repeat(run, number=5, repeat=repeat)) * 5
 
 
 def medians(contenders, repeat):
@@ -165,10 +163,9 @@ def training_table(batches, threads_list, repeat, rows):
             for batch in batches:
                 t = medians({"ours": our_epoch(kind, X, y, batch),
                              "torch": torch_epoch(torch, kind, X, y, batch, False),
-                             "fused": torch_epoch(torch, kind, X, y, batch, True),
-                             "gemm": gemm_step(batch)}, repeat)
+                             "fused": torch_epoch(torch, kind, X, y, batch, True)}, repeat)
                 ours, default, fused = (rows / t[k] for k in ("ours", "torch", "fused"))
-                limit = batch / t["gemm"]
+                limit = sgemm_rate() / FLOPS_PER_SAMPLE
                 ratio = ours / max(default, fused)
                 results.append((kind, threads, batch, ratio, ours / limit))
                 print(f"| {kind} | {threads} | {batch} | {ours:,.0f} | {default:,.0f} | "

@@ -33,7 +33,7 @@ float64, ``(e0 + e1) + (e2 + e3)`` and ``(e0^2 + e1^2) + (e2^2 + e3^2)`` are add
 block's accumulators in row order (the last r % 4 rows one at a time). Then the block's
 sum is s_b = r * K + T and its sum of squared deviations from its mean mu_b = s_b / r is
 m2_b = Q - T^2 / r. K is one of the block's values, so (K - mu_b)^2 <= m2_b and
-Q <= (r + 1) * m2_b: the subtraction loses at most log2(r + 1) = 7 of float64's 53 bits
+Q <= (r + 1) * m2_b: the subtraction loses at most about log2(r + 1) of float64's 53 bits
 (never the catastrophic cancellation of E[x^2] - E[x]^2). The blocks are combined in
 block order by Chan et al.'s update: mean = (sum_b s_b) / n,
 n * var = sum_b m2_b + sum_b r_b * (mu_b - mean)^2.
@@ -41,7 +41,7 @@ n * var = sum_b m2_b + sum_b r_b * (mu_b - mean)^2.
 Backward sums: the same blocks and four-row groups. A group's dY and dY * (Z - mean_f)
 terms (mean_f the mean rounded to Z's dtype) are summed pairwise in Z's dtype and added
 in row order into the block's float64 accumulators; then S = sum dY * (Z - mean_f) +
-(mean_f - mean) * dbeta, exactly the sum around the float64 mean.
+(mean_f - mean) * dbeta, which is sum dY * (Z - mean) in exact arithmetic.
 
 Parallelism and determinism: blocks run in parallel (prange), each writing its own
 scratch rows, and are folded serially in block order; the elementwise passes are
@@ -49,11 +49,14 @@ parallel over row chunks. No float sum depends on the thread count or on the var
 every result is the same bits for any thread count and for the serial and parallel
 variants. The inner loops run over a row's contiguous columns into per-column
 accumulator rows (acc[k] += ...): elementwise, so LLVM vectorizes them without
-reordering any column's sum (no fastmath).
+reordering any column's sum (no fastmath). A vectorized loop runs only after a runtime
+check that its arrays do not overlap, so when dZ is dA, or the dZ pass reads dY back from
+dZ, the loops read and write that one array (an overlap would select the scalar loop).
 
-Scratch: the training kernels take a float64 array of ``batchnorm_scratch_rows(n)`` rows
-and d columns (per-block rows, folded sums, and the per-feature coefficients viewed in
-Z's dtype), so a caller that keeps it allocates nothing per call.
+Scratch: batchnorm_forward_train and batchnorm_backward take a float64 array of
+``batchnorm_scratch_rows(n)`` rows and d columns (per-block rows, folded sums, and the
+per-feature coefficients viewed in Z's dtype), so a caller that keeps it allocates
+nothing per call.
 """
 import math
 
@@ -320,15 +323,22 @@ def batchnorm_forward_infer(Z, gamma, beta, running_mean, running_var, eps, act_
 # --- backward -----------------------------------------------------------------------------
 
 @njit(cache=True, inline="always")
-def _dy_general(zr, ar, gr, dr, mf, gs, bf, act_code):
-    # dY of one row for activations other than identity and ReLU, stored in dr.
-    for k in range(zr.shape[0]):
-        y = (zr[k] - mf[k]) * gs[k] + bf[k]
-        dr[k] = gr[k] * activate_grad(y, ar[k], act_code)
+def _dy_general(zr, ar, gr, dr, mf, gs, bf, act_code, in_place):
+    # dY of one row for activations other than identity and ReLU, stored in dr. When dr
+    # is gr (dZ is dA) the loop reads and writes dr only: LLVM's overlap check between
+    # two arrays would fail and run the scalar loop.
+    if in_place:
+        for k in range(zr.shape[0]):
+            y = (zr[k] - mf[k]) * gs[k] + bf[k]
+            dr[k] = dr[k] * activate_grad(y, ar[k], act_code)
+    else:
+        for k in range(zr.shape[0]):
+            y = (zr[k] - mf[k]) * gs[k] + bf[k]
+            dr[k] = gr[k] * activate_grad(y, ar[k], act_code)
 
 
 @njit(cache=True, inline="always")
-def _bwd_sums_block(Z, A, dA, dZ, b, mf, gs, bf, act_code, out0, out1):
+def _bwd_sums_block(Z, A, dA, dZ, b, mf, gs, bf, act_code, in_place, out0, out1):
     # Block b's sums of dY and dY * (Z - mf): four rows at a time, each group's terms
     # summed pairwise in Z's dtype, the groups added in row order into float64 rows.
     # Identity: dY = dA. ReLU: dY = dA where the forward's pre-activation is > 0, else 0.
@@ -344,7 +354,7 @@ def _bwd_sums_block(Z, A, dA, dZ, b, mf, gs, bf, act_code, out0, out1):
     src = dA
     if act_code != ACT_IDENTITY and not relu:
         for i in range(r0, r1):
-            _dy_general(Z[i], A[i], dA[i], dZ[i], mf, gs, bf, act_code)
+            _dy_general(Z[i], A[i], dA[i], dZ[i], mf, gs, bf, act_code, in_place)
         src = dZ
     i = r0
     while i + 3 < r1:
@@ -397,13 +407,24 @@ def _bwd_sums_block(Z, A, dA, dZ, b, mf, gs, bf, act_code, out0, out1):
 
 
 @njit(cache=True, inline="always")
-def _bwd_row(Z, src, i, mf, gs, bf, c_dy, c_xc, c_0, relu, dZ):
-    # dZ = c_dy * dY + (c_xc * (Z - mean) + c_0), in Z's dtype.
+def _bwd_row(Z, src, i, mf, gs, bf, c_dy, c_xc, c_0, relu, in_place, dZ):
+    # dZ = c_dy * dY + (c_xc * (Z - mean) + c_0), in Z's dtype; dY read from src, or
+    # from dZ itself when in_place (one array in the loop, so it vectorizes).
     t = Z.dtype.type
     zr = Z[i]
-    yr = src[i]
     dr = dZ[i]
-    if relu:
+    yr = dr if in_place else src[i]
+    if in_place and relu:
+        for k in range(zr.shape[0]):
+            xc = zr[k] - mf[k]
+            a = dr[k]
+            dy = a if xc * gs[k] + bf[k] > 0 else t(0.0)
+            dr[k] = c_dy[k] * dy + (c_xc[k] * xc + c_0[k])
+    elif in_place:
+        for k in range(zr.shape[0]):
+            xc = zr[k] - mf[k]
+            dr[k] = c_dy[k] * dr[k] + (c_xc[k] * xc + c_0[k])
+    elif relu:
         for k in range(zr.shape[0]):
             xc = zr[k] - mf[k]
             a = yr[k]
@@ -463,19 +484,20 @@ def _bn_backward_serial(Z, A, dA, gamma, beta, mean, inv_std, act_code, dZ, dgam
     mf = _coef(scratch, nb, 0, Z.dtype, d)
     gs = _coef(scratch, nb, 1, Z.dtype, d)
     bf = _coef(scratch, nb, 2, Z.dtype, d)
+    same = dZ.ctypes.data == dA.ctypes.data
     for b in range(nb):
-        _bwd_sums_block(Z, A, dA, dZ, b, mf, gs, bf, act_code, scratch[b],
+        _bwd_sums_block(Z, A, dA, dZ, b, mf, gs, bf, act_code, same, scratch[b],
                         scratch[nb + b])
     _bwd_finish(Z, scratch, nb, gamma, mean, inv_std, dgamma, dbeta)
     c_dy = _coef(scratch, nb, 3, Z.dtype, d)
     c_xc = _coef(scratch, nb, 4, Z.dtype, d)
     c_0 = _coef(scratch, nb, 5, Z.dtype, d)
     relu = act_code == ACT_RELU
-    src = dA if act_code == ACT_IDENTITY or relu else dZ
+    in_place = same or not (act_code == ACT_IDENTITY or relu)  # dY is in dZ
     nc = _n_chunks(n)
     for c in range(nc):
         for i in range((nc - 1 - c) * ROW_CHUNK, min(n, (nc - c) * ROW_CHUNK)):
-            _bwd_row(Z, src, i, mf, gs, bf, c_dy, c_xc, c_0, relu, dZ)
+            _bwd_row(Z, dA, i, mf, gs, bf, c_dy, c_xc, c_0, relu, in_place, dZ)
 
 
 @njit(cache=True, parallel=True)
@@ -487,19 +509,20 @@ def _bn_backward_parallel(Z, A, dA, gamma, beta, mean, inv_std, act_code, dZ, dg
     mf = _coef(scratch, nb, 0, Z.dtype, d)
     gs = _coef(scratch, nb, 1, Z.dtype, d)
     bf = _coef(scratch, nb, 2, Z.dtype, d)
+    same = dZ.ctypes.data == dA.ctypes.data
     for b in prange(nb):
-        _bwd_sums_block(Z, A, dA, dZ, b, mf, gs, bf, act_code, scratch[b],
+        _bwd_sums_block(Z, A, dA, dZ, b, mf, gs, bf, act_code, same, scratch[b],
                         scratch[nb + b])
     _bwd_finish(Z, scratch, nb, gamma, mean, inv_std, dgamma, dbeta)
     c_dy = _coef(scratch, nb, 3, Z.dtype, d)
     c_xc = _coef(scratch, nb, 4, Z.dtype, d)
     c_0 = _coef(scratch, nb, 5, Z.dtype, d)
     relu = act_code == ACT_RELU
-    src = dA if act_code == ACT_IDENTITY or relu else dZ
+    in_place = same or not (act_code == ACT_IDENTITY or relu)  # dY is in dZ
     nc = _n_chunks(n)
     for c in prange(nc):
         for i in range((nc - 1 - c) * ROW_CHUNK, min(n, (nc - c) * ROW_CHUNK)):
-            _bwd_row(Z, src, i, mf, gs, bf, c_dy, c_xc, c_0, relu, dZ)
+            _bwd_row(Z, dA, i, mf, gs, bf, c_dy, c_xc, c_0, relu, in_place, dZ)
 
 
 @njit(cache=True)

@@ -4,8 +4,12 @@
 a fraction of a NumPy copy measured in the same run, and ``track_speedup_vs_torch`` the
 ratio median(PyTorch BatchNorm1d forward+backward) / median(ours).
 
-Bytes moved by ours (identity activation): the forward reads Z and writes A, the backward
-reads Z and dA and writes dZ: 5 * n * d * itemsize. A NumPy copy moves 2 * n * d * itemsize.
+Bytes counted for ours (identity activation), the minimum: the forward reads Z and writes
+A, the backward reads Z and dA and writes dZ: 5 * n * d * itemsize. A NumPy copy moves
+2 * n * d * itemsize. The kernels stream 8 * n * d * itemsize (the statistics and the
+backward's sums each take their own pass before the elementwise pass), so on one thread
+about 5/8 is their ceiling on this measure when the batch does not fit in cache (the copy
+is single-threaded: with 2 threads the fraction can go above it).
 """
 import timeit
 

@@ -23,8 +23,9 @@ MOMENTUM = 0.9
 
 #: Outputs are O(1). float32: the kernel normalizes in float32 (a few ulps per element);
 #: dgamma/dbeta add float32 sums of 4 terms (each term and each sum rounded once)
-#: into float64 (error ~ sqrt(n) * eps32 per unit term): 1101 rows give ~1e-5. float64: a few ulps, and
-#: the reference's different (chain-rule) formula for dZ costs a few more.
+#: into float64 (error ~ sqrt(n) * eps32 per unit term): 1101 rows give ~1e-5.
+#: float64: a few ulps, and the reference's different (chain-rule) formula for dZ costs
+#: a few more.
 TOL = {np.float32: dict(rtol=1e-5, atol=1e-5), np.float64: dict(rtol=1e-10, atol=1e-12)}
 TOL_SUM = {np.float32: dict(rtol=1e-5, atol=5e-5), np.float64: dict(rtol=1e-10, atol=1e-11)}
 
@@ -97,16 +98,24 @@ def test_batchnorm_backward_matches_reference(dtype, rng, shape, act):
     assert_allclose(dbeta, dbeta_ref, **TOL_SUM[dtype])
 
 
-def test_batchnorm_backward_in_place(dtype, rng):
-    """dZ may be dA itself."""
-    Z, gamma, beta, rm, rv = inputs(rng, (70, 20), dtype)
+@pytest.mark.parametrize("act", ACTS)
+@pytest.mark.parametrize("shape", SHAPES)
+def test_batchnorm_backward_in_place(dtype, rng, shape, act):
+    """dZ may be dA itself (its own loops, which read and write one array): the bits of
+    the out-of-place call."""
+    Z, gamma, beta, rm, rv = inputs(rng, shape, dtype)
     dA = rng.standard_normal(Z.shape).astype(dtype)
-    A, mean, inv_std = train(Z, gamma, beta, rm, rv, kernels.ACT_TANH)
-    expected, _, _ = ref.batchnorm_backward(Z, dA, gamma, beta, EPS, kernels.ACT_TANH)
-    g, b = np.empty(20, dtype), np.empty(20, dtype)
-    kernels.batchnorm_backward(Z, A, dA, gamma, beta, mean, inv_std, kernels.ACT_TANH, dA, g, b,
+    A, mean, inv_std = train(Z, gamma, beta, rm, rv, act)
+    d = shape[1]
+    expected, g0, b0 = np.empty_like(Z), np.empty(d, dtype), np.empty(d, dtype)
+    kernels.batchnorm_backward(Z, A, dA, gamma, beta, mean, inv_std, act, expected, g0, b0,
                                scratch(Z.shape))
-    assert_allclose(dA, expected, **TOL[dtype])
+    g, b = np.empty(d, dtype), np.empty(d, dtype)
+    kernels.batchnorm_backward(Z, A, dA, gamma, beta, mean, inv_std, act, dA, g, b,
+                               scratch(Z.shape))
+    assert_array_equal(dA, expected)
+    assert_array_equal(g, g0)
+    assert_array_equal(b, b0)
 
 
 def test_batchnorm_zero_variance_feature_is_finite(dtype, rng):
