@@ -1,12 +1,12 @@
 """``History.plot``: cost and accuracy per epoch as a PNG (matplotlib, optional)."""
 import os
-import tempfile
+
+from ._files import atomic_write
 
 
 def plot_history(history, path):
     try:
-        import matplotlib
-        matplotlib.use("Agg", force=False)  # no screen needed
+        # A bare Figure (no pyplot): no screen, and the user's backend is left alone.
         from matplotlib.figure import Figure
     except ImportError:
         raise ImportError('History.plot needs matplotlib: pip install "numba-nn[plot]"') \
@@ -28,16 +28,5 @@ def plot_history(history, path):
         ax.set_title(title)
         ax.grid(alpha=0.3)
         ax.legend()
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(suffix=".png", prefix=".tmp-", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fig.savefig(fh, format="png", dpi=100)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    return atomic_write(path, lambda fh: fig.savefig(fh, format="png", dpi=100),
+                        suffix=".png")

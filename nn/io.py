@@ -14,9 +14,10 @@ the parameters) raises ``ModelFileError`` (a ``ValueError``) naming the file.
 """
 import json
 import os
-import tempfile
 
 import numpy as np
+
+from ._files import atomic_write
 
 FORMAT = "numba-nn model"
 FORMAT_VERSION = 1
@@ -60,36 +61,7 @@ def save(model, path):
         arrays["standardizer.mean"] = model.standardizer.mean_
         arrays["standardizer.scale"] = model.standardizer.scale_
     arrays["header"] = np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    _fsync_folder(folder)
-    return path
-
-
-def _fsync_folder(folder):
-    # Make the rename itself durable; not every platform can open a folder.
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    return atomic_write(path, lambda fh: np.savez(fh, **arrays), suffix=".npz")
 
 
 def load(path):
