@@ -5,7 +5,7 @@ The public names (see README.md):
 >>> import nn
 >>> model = nn.Sequential([nn.Dense(64, 32, activation="relu"), nn.Dense(32, 10)], seed=0)
 """
-from . import data, datasets, initializers, schedules
+from . import data, datasets, initializers, schedules, tuning
 from ._threads import get_num_threads, set_num_threads
 from .diagnostics import Diagnosis, diagnose, gradient_check
 from .layers import Activation, Dense, Layer
@@ -24,7 +24,7 @@ __all__ = [
     "Activation", "BinaryCrossEntropy", "Callback", "Dense", "DivergenceError", "History",
     "Layer", "Loss", "MeanSquaredError", "Optimizer", "SGD", "Sequential",
     "SoftmaxCrossEntropy", "data", "datasets", "get_num_threads", "gradient_check",
-    "initializers", "set_num_threads",
+    "initializers", "set_num_threads", "tuning",
     "Adam", "Momentum", "RMSprop", "schedules",
 ]
 __all__ += ["BatchNorm", "Dropout", "warmup"]

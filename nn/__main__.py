@@ -3,6 +3,11 @@
 Shows progress per epoch (a bar in a terminal, lines otherwise), then the final train,
 dev and test accuracy and the bias/variance diagnosis. ``--save`` writes the model
 (with its standardizer) and a PNG of the training curves next to it.
+
+``python -m nn tune`` searches hyperparameters instead: random search (or successive
+halving) over the learning rate, hidden width, Adam's beta1 and the batch size, in
+worker processes, with a line per finished trial; it prints the table of trials and
+writes a PNG of dev accuracy against the learning rate.
 """
 import argparse
 import os
@@ -16,7 +21,8 @@ def build_parser():
     p = argparse.ArgumentParser(
         prog="python -m nn",
         description="Train a fully connected network on the embedded 8x8 digits (default) "
-                    "or on MNIST-format IDX files, and print train, dev and test accuracy.")
+                    "or on MNIST-format IDX files, and print train, dev and test accuracy.",
+        epilog="Hyperparameter search: python -m nn tune --help")
     p.add_argument("--data", metavar="FOLDER", default=None,
                    help="folder with MNIST-format files (train-images-idx3-ubyte[.gz], "
                         "train-labels-idx1-ubyte[.gz], t10k-...); default: the embedded "
@@ -60,7 +66,114 @@ def load_splits(folder, seed):
     return f"MNIST-format files in {folder}", (tr, dev, (test.X, test.y))
 
 
+def build_tune_parser():
+    p = argparse.ArgumentParser(
+        prog="python -m nn tune",
+        description="Search hyperparameters of a fully connected network (Adam) by random "
+                    "search, or successive halving, on the embedded 8x8 digits (default) or "
+                    "MNIST-format files: learning rate (log scale), hidden width (log "
+                    "scale), beta1 (on the scale of 1/(1-beta1)) and batch size. Prints one "
+                    "line per finished trial, the table of trials, and writes a PNG of dev "
+                    "accuracy against the learning rate.")
+    p.add_argument("--data", metavar="FOLDER", default=None,
+                   help="folder with MNIST-format files; default: the embedded digits, split "
+                        "60/20/20 (the test part is not used)")
+    p.add_argument("--trials", type=int, default=20,
+                   help="configurations to try (default: 20)")
+    p.add_argument("--epochs", type=int, default=10,
+                   help="epochs per trial; with --halving, the last rung's (default: 10)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="worker processes (default: one per core; 0 runs the trials in "
+                        "this process)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="Numba and BLAS threads per trial (default: 1)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the split and of the search (default: 0)")
+    p.add_argument("--lr", metavar=("LOW", "HIGH"), type=float, nargs=2, default=[1e-4, 1.0],
+                   help="learning rate range, sampled on a log scale (default: 1e-4 1)")
+    p.add_argument("--hidden", metavar=("LOW", "HIGH"), type=int, nargs=2, default=[16, 256],
+                   help="hidden width range, sampled on a log scale (default: 16 256)")
+    p.add_argument("--halving", action="store_true",
+                   help="successive halving: start all trials with --min-epochs, keep the "
+                        "best 1/--eta, resume them with --eta times the epochs, up to "
+                        "--epochs")
+    p.add_argument("--min-epochs", type=int, default=1,
+                   help="first rung's epochs with --halving (default: 1)")
+    p.add_argument("--eta", type=int, default=3,
+                   help="budget growth and 1/fraction kept with --halving (default: 3)")
+    p.add_argument("--plot", metavar="PNG", default="tune.png",
+                   help="where to write dev accuracy against learning rate (default: "
+                        "tune.png; needs matplotlib)")
+    p.add_argument("--no-plot", action="store_true", help="write no PNG")
+    p.add_argument("--quiet", action="store_true", help="no per-trial progress")
+    return p
+
+
+def tune_main(argv=None):
+    """``python -m nn tune [options]``; returns the exit code (1 if every trial failed)."""
+    parser = build_tune_parser()
+    args = parser.parse_args(argv)
+    for name in ("trials", "epochs", "min_epochs", "threads"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be >= 1; got {getattr(args, name)}")
+    if args.workers is not None and args.workers < 0:
+        parser.error(f"--workers must be >= 0; got {args.workers}")
+    if args.eta < 2:
+        parser.error(f"--eta must be >= 2; got {args.eta}")
+    import nn
+    from nn import tuning
+    name, ((Xtr, ytr), (Xdev, ydev), _) = load_splits(args.data, args.seed)
+    try:
+        space = {"lr": tuning.LogUniform(*args.lr),
+                 "hidden": tuning.IntRange(*args.hidden, log=True),
+                 "beta1": tuning.OneMinusLogUniform(0.8, 0.999),
+                 "batch_size": tuning.Choice([16, 32, 64, 128])}
+    except (TypeError, ValueError) as exc:
+        parser.error(f"--lr or --hidden: {exc}")
+    if args.halving and args.min_epochs > args.epochs:
+        parser.error(f"--min-epochs ({args.min_epochs}) must be <= --epochs ({args.epochs})")
+    objective = tuning.mlp_objective(Xtr, ytr, Xdev, ydev, epochs=args.epochs)
+    executor = tuning.SerialExecutor() if args.workers == 0 else None
+    workers = "this process" if args.workers == 0 else \
+        f"{args.workers or tuning._cpu_count()} worker processes"
+    print(f"data: {name}: {len(ytr)} train, {len(ydev)} dev rows, {Xtr.shape[1]} features",
+          flush=True)
+    print("space: " + ", ".join(f"{k} ~ {v!r}" for k, v in space.items()), flush=True)
+    how = (f"successive halving of {args.trials} configurations, {args.min_epochs} to "
+           f"{args.epochs} epochs, eta {args.eta}" if args.halving
+           else f"random search, {args.trials} trials of {args.epochs} epochs")
+    print(f"{how}; Adam, {workers} x {args.threads} thread(s), seed {args.seed}", flush=True)
+    verbose = 0 if args.quiet else (1 if sys.stderr.isatty() else 2)
+    common = dict(executor=executor, seed=args.seed, n_workers=args.workers or None,
+                  threads=args.threads, verbose=verbose)
+    start = time.perf_counter()
+    if args.halving:
+        results = tuning.successive_halving(objective, space, args.trials,
+                                            min_epochs=args.min_epochs,
+                                            max_epochs=args.epochs, eta=args.eta, **common)
+    else:
+        results = tuning.random_search(objective, space, args.trials, **common)
+    seconds = time.perf_counter() - start
+    print(results)
+    print(f"searched in {seconds:.2f} s")
+    best = results.best
+    if best is None:
+        print("every trial failed", file=sys.stderr)
+        return 1
+    print("best: " + best.summary(results.metric))
+    if not args.no_plot:
+        try:
+            print(f"dev accuracy against learning rate written to "
+                  f"{results.plot(args.plot, param='lr')}")
+        except ImportError as exc:
+            print(f"no plot: {exc}", file=sys.stderr)
+    return 0
+
+
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] == "tune":
+        return tune_main(argv[1:])
     args = build_parser().parse_args(argv)
     import nn
     if args.threads is not None:

@@ -11,6 +11,7 @@ def atomic_write(path, write, suffix=""):
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=folder)
     try:
+        os.chmod(tmp, _file_mode(path))  # mkstemp makes 0600; a saved file follows umask
         with os.fdopen(fd, "wb") as fh:
             write(fh)
             fh.flush()
@@ -38,3 +39,12 @@ def _fsync_folder(folder):
         pass
     finally:
         os.close(fd)
+
+
+def _file_mode(path):
+    try:
+        return os.stat(path).st_mode & 0o777   # replacing a file keeps its mode
+    except OSError:
+        mask = os.umask(0o022)   # read the umask (set it back at once)
+        os.umask(mask)
+        return 0o666 & ~mask

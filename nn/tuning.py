@@ -308,7 +308,8 @@ class Trial:
     shuffling), ``status`` ("ok" or "failed"), ``metrics`` (the objective's dict, plus
     ``time``), ``error`` (for a failed trial: the exception type and message). After
     successive halving, ``rung`` and ``epochs`` are the last rung the configuration
-    reached and its epoch count, ``checkpoint`` its model file (with ``workdir``).
+    reached and its epoch count, ``checkpoint`` its model file (with ``workdir``), and
+    ``history`` a list of ``(epochs, metrics)``, one per rung it ran.
     """
 
     index: int
@@ -320,6 +321,7 @@ class Trial:
     rung: int = None
     epochs: int = None
     checkpoint: str = None
+    history: list = None
 
     @property
     def ok(self):
@@ -502,8 +504,7 @@ class SearchResults:
         where = "SearchResults.plot"
         metric = self.metric if metric is None else metric
         try:
-            import matplotlib
-            matplotlib.use("Agg", force=False)
+            # A bare Figure (no pyplot): no screen, and the user's backend is left alone.
             from matplotlib.figure import Figure
         except ImportError:
             raise ImportError('SearchResults.plot needs matplotlib: pip install '
@@ -538,19 +539,9 @@ class SearchResults:
 
 
 def _save_figure(fig, path):
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(suffix=".png", prefix=".tmp-", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fig.savefig(fh, format="png", dpi=100)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    from ._files import atomic_write
+    return atomic_write(path, lambda fh: fig.savefig(fh, format="png", dpi=100),
+                        suffix=".png")
 
 
 # -- running trials -----------------------------------------------------------------------
@@ -722,22 +713,31 @@ class _Runner:
     def run(self, tasks, on_done):
         """``tasks``: (index, params, kwargs); returns {index: result dict}."""
         futures = {}
+        results = {}
+
+        def collect(fut):
+            index = futures[fut]
+            try:
+                result = fut.result()
+            except Exception as exc:  # noqa: BLE001  (a worker died, a task was lost)
+                result = {"index": index, "status": "failed", "metrics": {},
+                          "error": f"{type(exc).__name__}: {exc}"}
+            results[index] = result
+            on_done(result, len(results))
+
         try:
+            pending = []
             for index, params, kwargs in tasks:
                 # Positional arguments only: Dask's submit takes keywords of its own.
                 fut = self.executor.submit(_run_trial, self.send, index, params, kwargs,
                                            self.threads)
                 futures[fut] = index
-            results = {}
-            for fut in cf.as_completed(futures):
-                index = futures[fut]
-                try:
-                    result = fut.result()
-                except Exception as exc:  # noqa: BLE001  (a worker died, a task was lost)
-                    result = {"index": index, "status": "failed", "metrics": {},
-                              "error": f"{type(exc).__name__}: {exc}"}
-                results[index] = result
-                on_done(result, len(results))
+                if fut.done():      # SerialExecutor: report as it goes
+                    collect(fut)
+                else:
+                    pending.append(fut)
+            for fut in cf.as_completed(pending):
+                collect(fut)
             return results
         except BaseException:
             for fut in futures:
@@ -994,6 +994,8 @@ def successive_halving(objective, space, n_configs, *, min_epochs=1, max_epochs=
                 params, s = draws[result["index"]]
                 trial = _make_trial(result, params, s, metric)
                 trial.rung, trial.epochs = rung, budget
+                before = latest[trial.index].history if trial.index in latest else []
+                trial.history = before + [(budget, dict(trial.metrics))]
                 if workdir is not None:
                     trial.checkpoint = paths[trial.index]
                 latest[trial.index] = trial
@@ -1232,7 +1234,8 @@ class Babysitter(Callback):
     Attributes
     ----------
     epoch : epochs done so far (None before the first); ``logs``: that epoch's metrics
-    lr_changes : list of (epoch, old lr, new lr), epoch being the epochs done then
+    lr_changes : list of (epoch, old lr, new lr), epoch being the epochs done then (a
+        command repeating the current rate is not a change)
     saved : list of (epoch, path) of each checkpoint
     """
 
@@ -1271,10 +1274,22 @@ class Babysitter(Callback):
         with self._lock:
             self._pending["checkpoint"] = True if path is None else os.fspath(path)
 
-    def stop(self):
-        """Stop training at the end of the current epoch."""
+    def stop(self, checkpoint=False):
+        """Stop training at the end of the current epoch; with ``checkpoint`` (True for
+        the default path, or a path) save the model at that same epoch first."""
+        if checkpoint is not False and checkpoint is not None:
+            if checkpoint is True and self.checkpoint is None:
+                raise ValueError("Babysitter.stop: checkpoint=True needs a path; pass "
+                                 "checkpoint=PATH or create the Babysitter with one.")
+            if checkpoint is not True and not isinstance(checkpoint, (str, os.PathLike)):
+                raise TypeError(f"Babysitter.stop: checkpoint must be True, False or a "
+                                f"path; got {checkpoint!r}.")
         with self._lock:
             self._pending["stop"] = True
+            if checkpoint is True:
+                self._pending["checkpoint"] = True
+            elif checkpoint:
+                self._pending["checkpoint"] = os.fspath(checkpoint)
 
     def start(self, model, X, y, **fit_kwargs):
         """Run ``model.fit(X, y, **fit_kwargs)`` in a background thread, with this
@@ -1392,7 +1407,8 @@ class Babysitter(Callback):
             commands = self._read_control() if self.control is not None else {}
             commands.update(self._pending)
             self._pending = {}
-        if "lr" in commands and model.optimizer is not None:
+        if ("lr" in commands and model.optimizer is not None
+                and commands["lr"] != model.optimizer.lr):
             old = model.optimizer.lr
             model.optimizer.lr = commands["lr"]
             self.lr_changes.append((done, old, model.optimizer.lr))

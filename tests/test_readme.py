@@ -44,3 +44,16 @@ def test_readme_workflow_runs(tmp_path, monkeypatch):
     assert namespace["history"].stopped_epoch is not None
     assert namespace["model"].evaluate(namespace["Xte"], namespace["yte"])["accuracy"] > 0.9
     assert (tmp_path / "best.npz").exists()
+
+
+def test_readme_tuning_runs(tmp_path, monkeypatch):
+    blocks = python_blocks()
+    workflow = next(b for b in blocks if "nn.EarlyStopping" in b)
+    tuning_block = next(b for b in blocks if "tuning.random_search" in b)
+    monkeypatch.chdir(tmp_path)
+    namespace = {}
+    exec(compile(workflow, "README.md workflow", "exec"), namespace)   # the data
+    exec(compile(tuning_block, "README.md tuning", "exec"), namespace)
+    results = namespace["results"]
+    assert len(results) == 30 and results.best is not None
+    assert (tmp_path / "lr.png").exists()
