@@ -1,7 +1,9 @@
 """Thread counts of the two pools a training step uses: Numba's and BLAS's.
 
-``np.dot`` inside Numba calls SciPy's bundled OpenBLAS, which threadpoolctl sees
-only once ``scipy.linalg.cython_blas`` has loaded it, so it is imported here first.
+The GEMMs run in the library ``kernels.blas`` bound (oneMKL, or SciPy's bundled
+OpenBLAS), loaded when ``kernels`` is imported; threadpoolctl limits only libraries
+already loaded, so ``scipy.linalg.cython_blas`` (SciPy's OpenBLAS, which any ``np.dot``
+in user Numba code uses) is imported here first too.
 """
 import numba
 import scipy.linalg.cython_blas  # noqa: F401  (loads SciPy's OpenBLAS for threadpoolctl)
