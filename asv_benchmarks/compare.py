@@ -38,27 +38,22 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE not in sys.path:
     sys.path.insert(0, HERE)  # the asv suite's "benchmarks" package
 
-WIDTHS = (784, 256, 256, 10)
+from benchmarks.common import MLP_WIDTHS as WIDTHS  # noqa: E402
+from benchmarks.common import build_mlp, mnist_like  # noqa: E402
+
 MODELS = ("mlp", "mlp+bn+dropout")
 KEEP_PROB = 0.8
 LR = 1e-3
 
 
-def mnist_like(n, seed=0):
-    rng = np.random.default_rng(seed)
-    return (rng.standard_normal((n, WIDTHS[0])).astype(np.float32),
-            rng.integers(0, WIDTHS[-1], n))
-
-
 def our_model(kind, seed=0):
     import nn
+    if kind == "mlp":
+        return build_mlp(seed=seed)
     layers = []
     for a, b in zip(WIDTHS[:-2], WIDTHS[1:-1]):
-        if kind == "mlp":
-            layers.append(nn.Dense(a, b, activation="relu"))
-        else:
-            layers += [nn.Dense(a, b, use_bias=False), nn.BatchNorm(b), nn.Activation("relu"),
-                       nn.Dropout(KEEP_PROB)]
+        layers += [nn.Dense(a, b, use_bias=False), nn.BatchNorm(b), nn.Activation("relu"),
+                   nn.Dropout(KEEP_PROB)]
     layers.append(nn.Dense(WIDTHS[-2], WIDTHS[-1]))
     return nn.Sequential(layers, seed=seed)
 
@@ -124,7 +119,7 @@ def medians(contenders, repeat):
     times = {k: [] for k in contenders}
     for _ in range(repeat):
         for k, fn in contenders.items():
-            times[k].append(min(timeit.repeat(fn, number=1, repeat=1)))
+            times[k].append(timeit.timeit(fn, number=1))
     return {k: float(np.median(v)) for k, v in times.items()}
 
 

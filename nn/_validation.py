@@ -50,18 +50,20 @@ def check_array(name, a, *, where, dtype, ndim=2, n_cols=None, n_rows=None, fini
     if n_rows is not None and arr.shape[0] != n_rows:
         raise ValueError(f"{where}: {name} must have {n_rows} rows, one per sample of X; "
                          f"got {arr.shape[0]}.")
-    if finite and np.issubdtype(arr.dtype, np.floating) and not _all_finite(arr):
+    if finite and np.issubdtype(arr.dtype, np.floating) and not all_finite(arr):
         raise ValueError(f"{where}: {name} contains NaN or infinite values.")
     if dtype is None:
         return arr
     with np.errstate(over="ignore"):  # too-large values get the clear error below
         out = np.ascontiguousarray(arr, dtype=dtype)
-    if finite and out.dtype != arr.dtype and not _all_finite(out):
+    if finite and out.dtype != arr.dtype and not all_finite(out):
         raise ValueError(f"{where}: {name} has values too large for {np.dtype(dtype)}.")
     return out
 
 
-def _all_finite(a):
+def all_finite(a):
+    """True when every element of the float array ``a`` is finite, without a
+    boolean temporary in the usual case."""
     # A finite sum proves every element finite (NaN and infinity propagate); only when
     # the sum is not finite (a bad value, or an overflow of finite ones) check each.
     with np.errstate(over="ignore", invalid="ignore"):

@@ -18,6 +18,7 @@ import os
 import numpy as np
 
 from ._files import atomic_write
+from ._validation import all_finite
 
 FORMAT = "numba-nn model"
 FORMAT_VERSION = 1
@@ -141,7 +142,7 @@ def _build(arrays):
     expected = {"header", "params", "buffers"}
     params = _array(arrays, "params", model.dtype, model.params.shape)
     buffers = _array(arrays, "buffers", model.dtype, model.buffers.shape)
-    if not (np.isfinite(params).all() and np.isfinite(buffers).all()):
+    if not (all_finite(params) and all_finite(buffers)):
         raise ModelFileError("the parameters hold NaN or infinity")
     model.params[...] = params
     model.buffers[...] = buffers

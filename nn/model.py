@@ -3,7 +3,7 @@ import numpy as np
 
 import kernels
 
-from ._validation import check_array, check_dtype, check_scalar
+from ._validation import all_finite, check_array, check_dtype, check_scalar
 from .layers import LAYER_TYPES, Activation, BatchNorm, Dense, Dropout, Layer
 from .losses import check_loss
 
@@ -218,7 +218,7 @@ class Sequential:
 
     def _forward_finite(self, X, where):
         out = self._forward(X, False)
-        if not np.isfinite(out).all():
+        if not all_finite(out):
             raise ValueError(f"{where}: the network's output overflowed to infinity or "
                              f"NaN for these inputs (largest |X| is {np.abs(X).max():.3g}); "
                              f"scale the inputs (model.standardizer) or check the weights.")
@@ -241,15 +241,20 @@ class Sequential:
         """``{"loss": mean loss, "accuracy": ...}`` in eval mode (accuracy for
         classification losses). ``loss`` defaults to the loss of the last ``fit``."""
         where = "Sequential.evaluate"
-        if loss is None:
-            if self.loss is None:
-                raise ValueError(f"{where}: loss is None and the model was never fitted; "
-                                 f"pass loss=, e.g. nn.SoftmaxCrossEntropy().")
-            loss = self.loss
-        loss = check_loss(loss, where)
+        loss = self._loss_or_own(loss, where)
         X = self._check_X(X, where)
         T = loss.targets(y, self.n_outputs, X.shape[0], self.dtype, where)
         return self._evaluate(X, T, loss)
+
+    def _loss_or_own(self, loss, where):
+        """``loss`` checked, or the model's own (from its last ``fit`` or ``nn.load``)."""
+        if loss is None:
+            if self.loss is None:
+                raise ValueError(f"{where}: loss is None and the model has none yet (no "
+                                 f"fit or load gave it one); pass loss=, e.g. "
+                                 f"nn.SoftmaxCrossEntropy().")
+            loss = self.loss
+        return check_loss(loss, where)
 
     def _evaluate(self, X, T, loss):
         out = self._forward_finite(X, "Sequential.evaluate")

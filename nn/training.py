@@ -12,11 +12,10 @@ import time
 
 import numpy as np
 
-from ._validation import check_bool, check_choice, check_scalar
+from ._validation import all_finite, check_bool, check_choice, check_scalar
 from .augment import Augment
 from .data import epoch_order
 from .layers import Dense
-from .losses import check_loss
 from .optimizers import SGD, check_optimizer
 
 
@@ -243,12 +242,7 @@ def fit(model, X, y, *, loss=None, optimizer=None, epochs=10, batch_size=32, l2=
         given if none did).
     """
     where = "Sequential.fit"
-    if loss is None:
-        if model.loss is None:
-            raise ValueError(f"{where}: loss is None and the model has none yet; pass "
-                             f"loss=, e.g. nn.SoftmaxCrossEntropy().")
-        loss = model.loss
-    loss = check_loss(loss, where)
+    loss = model._loss_or_own(loss, where)
     if optimizer is None:
         optimizer = model.optimizer if model.optimizer is not None else SGD()
     optimizer = check_optimizer(optimizer, where)
@@ -315,6 +309,16 @@ def fit(model, X, y, *, loss=None, optimizer=None, epochs=10, batch_size=32, l2=
         good_params, good_buffers = model.params.copy(), model.buffers.copy()
         start_params, start_buffers = np.empty_like(good_params), np.empty_like(good_buffers)
         good_epoch = initial_epoch
+
+        def diverged(what, hint):
+            # Put back the last good weights; the error says where training broke.
+            model.params[...] = good_params
+            model.buffers[...] = good_buffers
+            return DivergenceError(
+                f"{where}: {what} at epoch {epoch}, step {step}; the model keeps the "
+                f"weights from the start of epoch {good_epoch}. Try a lower learning rate "
+                f"(lr was {optimizer.lr:g}) or {hint}.")
+
         for epoch in range(initial_epoch, epochs):
             start = time.perf_counter()
             if schedule is not None and not per_step:
@@ -337,12 +341,7 @@ def fit(model, X, y, *, loss=None, optimizer=None, epochs=10, batch_size=32, l2=
                 cost = loss.loss_and_grad(out, tb, db, row_loss[:r])
                 cost += model._backward(db, l2, l1)
                 if not math.isfinite(cost):
-                    model.params[...] = good_params
-                    model.buffers[...] = good_buffers
-                    raise DivergenceError(
-                        f"{where}: the cost became {cost} at epoch {epoch}, step {step}; the "
-                        f"model keeps the weights from the start of epoch {good_epoch}. Try a "
-                        f"lower learning rate (lr was {optimizer.lr:g}) or normalized inputs.")
+                    raise diverged(f"the cost became {cost}", "normalized inputs")
                 if step == 0:
                     good_params, start_params = start_params, good_params
                     good_buffers, start_buffers = start_buffers, good_buffers
@@ -355,17 +354,12 @@ def fit(model, X, y, *, loss=None, optimizer=None, epochs=10, batch_size=32, l2=
                 if loss.classification:
                     hits += loss.n_correct(out, tb)
                     scored += loss.n_scored(tb)
-            if not (np.isfinite(model.params).all() and np.isfinite(model.buffers).all()):
+            if not (all_finite(model.params) and all_finite(model.buffers)):
                 # A NaN or infinite gradient at the epoch's last step reached the weights
                 # with a finite cost (any earlier one made the next step's cost NaN), or
                 # a BatchNorm running variance overflowed on huge inputs.
-                model.params[...] = good_params
-                model.buffers[...] = good_buffers
-                raise DivergenceError(
-                    f"{where}: a gradient or a running statistic became NaN or infinite "
-                    f"at epoch {epoch}, step {step}; the model keeps the weights from the "
-                    f"start of epoch {good_epoch}. Try a lower learning rate (lr was "
-                    f"{optimizer.lr:g}) or inputs of a smaller scale.")
+                raise diverged("a gradient or a running statistic became NaN or infinite",
+                               "inputs of a smaller scale")
             logs = {"loss": total_cost / n}
             if loss.classification:
                 logs["accuracy"] = hits / scored

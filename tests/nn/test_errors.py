@@ -234,7 +234,7 @@ CASES = [
     (fit, dict(loss="mse"), TypeError,
      r"Sequential\.fit: loss must be a loss object such as nn\.SoftmaxCrossEntropy\(\); "
      r"got 'mse'"),
-    (fit, dict(loss=None), ValueError, r"Sequential\.fit: loss is None and the model has none yet; pass loss="),
+    (fit, dict(loss=None), ValueError, r"Sequential\.fit: loss is None and the model has none yet \(no fit or load gave it one\); pass loss="),
     (fit, dict(loss=nn.SGD), TypeError, r"loss must be a loss object .*; got <class"),
     (fit, dict(optimizer="sgd"), TypeError,
      r"Sequential\.fit: optimizer must be an optimizer object such as nn\.SGD\(lr=0\.01\); "
@@ -266,7 +266,7 @@ CASES = [
     (predict, dict(X=_with(np.nan)), ValueError, r"Sequential\.predict: X contains NaN"),
     (predict, dict(X=np.empty((0, 3))), ValueError, r"X is empty; got shape \(0, 3\)"),
     (evaluate, dict(X=_X(), y=_y()), ValueError,
-     r"Sequential\.evaluate: loss is None and the model was never fitted; pass loss="),
+     r"Sequential\.evaluate: loss is None and the model has none yet \(no fit or load gave it one\); pass loss="),
     (evaluate, dict(X=_X(), y=_y(5), loss=nn.SoftmaxCrossEntropy()), ValueError,
      r"Sequential\.evaluate: y must have 8 labels, one per row of X; got 5"),
     (evaluate, dict(X=_X(), y=_y(), loss="ce"), TypeError,
