@@ -19,7 +19,6 @@ except ImportError as exc:
     raise ImportError('nn.sklearn needs scikit-learn; install it with: '
                       'pip install "numba-nn[sklearn]"') from exc
 
-import copy
 import numbers
 import warnings
 
@@ -52,27 +51,6 @@ _WHERE = "MLPClassifier"
 _ACTIVATIONS = {**{name: name for name in kernels.ACTIVATION_CODES}, "logistic": "sigmoid"}
 _OPTIMIZERS = ("adam", "sgd", "momentum", "rmsprop")
 _SEED_HIGH = 2**31 - 1
-
-
-class _ModelState:
-    """A fitted ``Sequential`` in pickling form: its config and flat arrays."""
-
-    def __init__(self, model):
-        self.config = model.config()
-        self.params, self.buffers = model.params, model.buffers
-        self.layer_states = model.layer_states()
-        self.loss, self.optimizer = model.loss, model.optimizer
-        self.standardizer = model.standardizer
-
-    def rebuild(self):
-        model = Sequential.from_config(self.config)
-        model.params[...] = self.params
-        model.buffers[...] = self.buffers
-        model.set_layer_states(self.layer_states)
-        model.loss = self.loss
-        model.optimizer = copy.deepcopy(self.optimizer)
-        model.standardizer = copy.deepcopy(self.standardizer)
-        return model
 
 
 def _validate_data(estimator, X, y="no_validation", **kwargs):
@@ -379,25 +357,6 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         """The most probable class label of each row (from ``classes_``)."""
         proba = self.predict_proba(X)
         return self.classes_[np.argmax(proba, axis=1)]
-
-    # -- pickling ------------------------------------------------------------------
-
-    def __getstate__(self):
-        # The network travels as its config and flat arrays: a pickled Sequential
-        # would carry its layers' work buffers, and its layers' weights would come
-        # back as copies detached from the flat parameter buffer.
-        state = super().__getstate__()
-        model = state.get("model_")
-        if isinstance(model, Sequential):
-            state = dict(state, model_=_ModelState(model))  # not self.__dict__ itself
-        return state
-
-    def __setstate__(self, state):
-        model = state.get("model_")
-        if isinstance(model, _ModelState):
-            # New writable arrays even when unpickled from a read-only memory map.
-            state = dict(state, model_=model.rebuild())
-        super().__setstate__(state)
 
     # -- tags ----------------------------------------------------------------------
 
