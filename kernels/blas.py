@@ -92,6 +92,17 @@ def _register():
 
 BACKEND, LIBRARY_PATH, _lib = _register()
 
+
+def set_thread_local_threads(n):
+    """Use ``n`` BLAS threads for GEMMs called from this OS thread.
+
+    oneMKL keeps its thread count per OS thread: a thread started after
+    ``threadpoolctl`` (or ``nn.set_num_threads``) set it gets MKL's default, and with
+    it other bits. OpenBLAS's count is process-wide, so there is nothing to do.
+    """
+    if BACKEND == "mkl":
+        _lib.MKL_Set_Num_Threads_Local(int(n))
+
 _i = types.int32
 
 

@@ -9,9 +9,13 @@ import numba
 import scipy.linalg.cython_blas  # noqa: F401  (loads SciPy's OpenBLAS for threadpoolctl)
 import threadpoolctl
 
+import kernels.blas
+
 from ._validation import check_scalar
 
 _blas_limiter = None
+#: The count ``set_num_threads`` chose (None until it is called).
+_chosen = None
 
 
 def set_num_threads(n):
@@ -20,12 +24,28 @@ def set_num_threads(n):
     BLAS results are the same bits run to run for a fixed BLAS thread count; Numba
     kernels are the same bits for any thread count.
     """
-    global _blas_limiter
+    global _blas_limiter, _chosen
     n = check_scalar("n", n, where="set_num_threads", low=1,
                      high=numba.config.NUMBA_NUM_THREADS, integer=True)
     numba.set_num_threads(n)
     _blas_limiter = threadpoolctl.threadpool_limits(n, user_api="blas")
+    _chosen = n
     return n
+
+
+def use_chosen_threads():
+    """Give the calling OS thread the count ``set_num_threads`` chose.
+
+    Numba's thread count and oneMKL's are per OS thread: a thread started later (a
+    web server's, a ``ThreadPoolExecutor``'s) would otherwise run with the defaults.
+    ``fit`` and inference call this first; a no-op until ``set_num_threads`` is called.
+    """
+    n = _chosen
+    if n is None:
+        return
+    if numba.get_num_threads() != n:
+        numba.set_num_threads(n)
+    kernels.blas.set_thread_local_threads(n)
 
 
 def get_num_threads():

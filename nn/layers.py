@@ -1,8 +1,9 @@
 """Layers: shapes, parameters (views into the model's flat buffers) and work buffers.
 
-A layer never holds a formula: its forward and backward call one kernel each. Work
-buffers are allocated once per batch size and reused, so a training step allocates
-nothing after its first batch.
+A layer never holds a formula: its forward and backward call one kernel each. Training
+work buffers are allocated once per batch size and reused, so a training step allocates
+nothing after its first batch. Inference (``infer_work``/``infer``) touches no layer
+state: each call brings its own buffers, so one model serves many threads at once.
 """
 import numbers
 
@@ -47,6 +48,19 @@ class Layer:
     def config(self):
         """The constructor arguments, JSON-serialisable, to rebuild the layer."""
         raise NotImplementedError
+
+    def infer_work(self, n_rows, dtype):
+        """The work arrays ``infer`` needs for up to ``n_rows`` rows (None for none).
+
+        Each inference call allocates its own, so calls from several threads at once
+        never share a buffer.
+        """
+        return None
+
+    def infer(self, X, work):
+        """Eval-mode output for X using ``work`` from ``infer_work``; reads the
+        parameters and writes nothing but ``work``. The default passes X through."""
+        return X
 
     def _work(self, n_rows, dtype, make):
         cache = self.__dict__.setdefault("_work_cache", {})
@@ -156,6 +170,14 @@ class Dense(Layer):
         self._X, self._cur = X, work
         return A
 
+    def infer_work(self, n_rows, dtype):
+        return np.empty((n_rows, self.n_out), dtype)
+
+    def infer(self, X, work):
+        A = work[:X.shape[0]]  # Z and A in one buffer: the bias-activation pass is elementwise
+        kernels.dense_forward(X, self._params["W"], self._params["b"], self.act_code, A, A)
+        return A
+
     def backward(self, dA, need_dX, l2, l1):
         """Fill dW and db; return dX (None when ``need_dX`` is False) and the penalty."""
         Z, A, dZ, dX, scratch = self._cur
@@ -194,6 +216,16 @@ class Activation(Layer):
 
     #: True when Sequential fused this activation into the BatchNorm before it.
     fused = False
+
+    def infer_work(self, n_rows, dtype):
+        return None if self.fused else np.empty((n_rows, self._width), dtype)
+
+    def infer(self, X, work):
+        if self.fused:
+            return X
+        A = work[:X.shape[0]]
+        kernels.activation_forward(X, self.act_code, A)
+        return A
 
     def forward(self, X, training):
         if self.fused:
@@ -288,23 +320,32 @@ class BatchNorm(Layer):
         return (A, np.empty_like(A), np.empty(self.n), np.empty(self.n),
                 np.empty((kernels.batchnorm.batchnorm_scratch_rows(n), self.n)))
 
+    def infer_work(self, n_rows, dtype):
+        return np.empty((n_rows, self.n), dtype), np.empty(self.n)
+
+    def infer(self, X, work):
+        A, inv_std = work
+        A = A[:X.shape[0]]
+        p, b = self._params, self._buffers
+        kernels.batchnorm_forward_infer(
+            X, p["gamma"], p["beta"], b["running_mean"], b["running_var"], self.eps,
+            self.act_code, inv_std, A)
+        return A
+
     def forward(self, X, training):
+        if not training:
+            return self.infer(X, self.infer_work(X.shape[0], X.dtype))
+        if X.shape[0] < 2:
+            raise ValueError(
+                f"BatchNorm: expected more than 1 value per feature when training; got "
+                f"a batch of {X.shape[0]} row. Use a batch of 2 or more rows, or eval "
+                f"mode (training=False).")
         A, dZ, mean, inv_std, scratch = work = self._work(X.shape[0], X.dtype, self._make_work)
         p, b = self._params, self._buffers
-        if training:
-            if X.shape[0] < 2:
-                raise ValueError(
-                    f"BatchNorm: expected more than 1 value per feature when training; got "
-                    f"a batch of {X.shape[0]} row. Use a batch of 2 or more rows, or eval "
-                    f"mode (training=False).")
-            kernels.batchnorm_forward_train(
-                X, p["gamma"], p["beta"], b["running_mean"], b["running_var"],
-                self.momentum, self.eps, self.act_code, mean, inv_std, A, scratch)
-            self._X, self._cur = X, work
-        else:
-            kernels.batchnorm_forward_infer(
-                X, p["gamma"], p["beta"], b["running_mean"], b["running_var"], self.eps,
-                self.act_code, inv_std, A)
+        kernels.batchnorm_forward_train(
+            X, p["gamma"], p["beta"], b["running_mean"], b["running_var"],
+            self.momentum, self.eps, self.act_code, mean, inv_std, A, scratch)
+        self._X, self._cur = X, work
         return A
 
     def backward(self, dA, need_dX, l2, l1):

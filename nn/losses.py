@@ -35,9 +35,13 @@ class Loss:
         """Mean loss of ``out`` against T; writes d(loss)/d(out) into ``dout``."""
         return self._kernel(out, T, dout, row_loss)
 
-    def output(self, out):
-        """The prediction (new array) from the last layer's output."""
-        return out.copy()
+    def output(self, out, dest=None):
+        """The prediction from the last layer's output, written into ``dest`` (a new
+        array when None) and returned."""
+        if dest is None:
+            return out.copy()
+        dest[...] = out
+        return dest
 
     def n_correct(self, out, T):
         """Correctly classified samples (or elements), for accuracy."""
@@ -82,8 +86,8 @@ class SoftmaxCrossEntropy(Loss):
     def target_buffer(self, n_rows, n_outputs, dtype):
         return np.empty(n_rows, np.int64)
 
-    def output(self, out):
-        probs = np.empty_like(out)
+    def output(self, out, dest=None):
+        probs = np.empty_like(out) if dest is None else dest
         kernels.softmax(out, probs)
         return probs
 
@@ -121,8 +125,8 @@ class BinaryCrossEntropy(Loss):
     def target_buffer(self, n_rows, n_outputs, dtype):
         return np.empty((n_rows, n_outputs), dtype)
 
-    def output(self, out):
-        probs = np.empty_like(out)
+    def output(self, out, dest=None):
+        probs = np.empty_like(out) if dest is None else dest
         kernels.activation_forward(out, kernels.ACT_SIGMOID, probs)
         return probs
 

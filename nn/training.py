@@ -8,10 +8,12 @@ size nothing is allocated.
 import math
 import os
 import sys
+import threading
 import time
 
 import numpy as np
 
+from ._threads import use_chosen_threads
 from ._validation import all_finite, check_bool, check_choice, check_scalar
 from .augment import Augment
 from .data import epoch_order
@@ -242,6 +244,27 @@ def fit(model, X, y, *, loss=None, optimizer=None, epochs=10, batch_size=32, l2=
         given if none did).
     """
     where = "Sequential.fit"
+    if not model._training_lock.acquire(blocking=False):
+        raise RuntimeError(f"{where}: the model is already training "
+                           f"({model._training_state}); two runs would overwrite each "
+                           f"other's weights and buffers. Wait for that fit to return, or "
+                           f"train a copy (model.copy()).")
+    try:
+        model._training_state = f"fit running in thread {threading.current_thread().name!r}"
+        return _fit(model, X, y, loss=loss, optimizer=optimizer, epochs=epochs,
+                    batch_size=batch_size, l2=l2, l1=l1, schedule=schedule,
+                    validation_data=validation_data, callbacks=callbacks, shuffle=shuffle,
+                    seed=seed, verbose=verbose, initial_epoch=initial_epoch,
+                    augment=augment)
+    finally:
+        model._training_state = "not training"
+        model._training_lock.release()
+
+
+def _fit(model, X, y, *, loss, optimizer, epochs, batch_size, l2, l1, schedule,
+         validation_data, callbacks, shuffle, seed, verbose, initial_epoch, augment):
+    where = "Sequential.fit"
+    use_chosen_threads()
     loss = model._loss_or_own(loss, where)
     if optimizer is None:
         optimizer = model.optimizer if model.optimizer is not None else SGD()
@@ -319,8 +342,11 @@ def fit(model, X, y, *, loss=None, optimizer=None, epochs=10, batch_size=32, l2=
                 f"weights from the start of epoch {good_epoch}. Try a lower learning rate "
                 f"(lr was {optimizer.lr:g}) or {hint}.")
 
+        thread = threading.current_thread().name
         for epoch in range(initial_epoch, epochs):
             start = time.perf_counter()
+            model._training_state = (f"fit running in thread {thread!r}, epoch "
+                                     f"{epoch + 1} of {epochs}")
             if schedule is not None and not per_step:
                 optimizer.lr = check_scalar(f"schedule({epoch})", schedule(epoch), where=where,
                                             low=0.0, low_open=True)
@@ -364,7 +390,8 @@ def fit(model, X, y, *, loss=None, optimizer=None, epochs=10, batch_size=32, l2=
             if loss.classification:
                 logs["accuracy"] = hits / scored
             if dev is not None:
-                for k, v in model._evaluate(dev[0], dev[1], loss).items():
+                for k, v in model._evaluate(dev[0], dev[1], loss, where=where,
+                                                prepared=True).items():
                     logs["dev_" + k] = v
             logs["lr"] = optimizer.lr
             logs["time"] = time.perf_counter() - start
