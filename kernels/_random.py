@@ -4,7 +4,7 @@ Every random draw inside a kernel (dropout masks, augmentation) is a pure functi
 the layer's seed, its step counter and the element's flat index, so threads cannot
 disagree and a mask is the same bytes for any Numba thread count and on every run.
 
-After changing this file, clear local Numba caches (``kernels/__pycache__/*.nbi``):
+After changing this file, clear the Numba cache (the folder ``kernels.CACHE_DIR``):
 functions that inline it are cached with the old body.
 """
 import numpy as np

@@ -221,3 +221,28 @@ def count_binary_correct(Z, Y):
             if (Z[i, j] > 0) == (Y[i, j] > 0.5):
                 hits += 1
     return hits
+
+
+@njit(cache=True)
+def weight_rows(w, per_row, dZ, row_loss):
+    """Turn a loss kernel's mean into a weighted mean, in place, and return it.
+
+    Call after a loss kernel filled dZ (n, k) with the gradient of the plain mean and
+    row_loss (n,) with each row's loss (summed over its ``per_row`` averaged elements:
+    1 for softmax cross-entropy, k for BCE and MSE). w (n,) float64 >= 0 read.
+    Returns ``sum_i w_i row_loss_i / (sum_i w_i * per_row)``; scales row i of dZ by
+    ``w_i n / sum(w)``, its gradient; row_loss becomes ``w_i row_loss_i``. A zero weight
+    sum gives 0 and a zero gradient.
+
+    Notes: sums in row order, so the same bits for any thread count.
+    """
+    n = w.shape[0]
+    total = ordered_sum(w)
+    for i in range(n):
+        scale = w[i] * n / total if total > 0.0 else 0.0
+        for j in range(dZ.shape[1]):
+            dZ[i, j] = dZ[i, j] * scale
+        row_loss[i] = row_loss[i] * w[i]
+    if total == 0.0:
+        return 0.0
+    return ordered_sum(row_loss) / (total * per_row)

@@ -8,10 +8,17 @@ dev and test accuracy and the bias/variance diagnosis. ``--save`` writes the mod
 halving) over the learning rate, hidden width, Adam's beta1 and the batch size, in
 worker processes, with a line per finished trial; it prints the table of trials and
 writes a PNG of dev accuracy against the learning rate.
+
+Every option is checked before any training: a bad value, an output folder that does
+not exist or cannot be written, or a PNG asked for without matplotlib ends with the
+usage and an error (exit code 2). A model that cannot be saved at the end is saved in
+the current or the temporary folder instead, and the exit code is 1.
 """
 import argparse
+import math
 import os
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -45,13 +52,69 @@ def build_parser():
                    help="Numba and BLAS threads (default: the library's choice)")
     p.add_argument("--base-error", type=float, default=0.0,
                    help="the best achievable error rate, for the diagnosis (default: 0)")
-    p.add_argument("--save", metavar="MODEL.npz", default=None,
+    p.add_argument("--save", metavar="MODEL.safetensors", default=None,
                    help="save the trained model there, and its training curves as a PNG "
                         "of the same name (needs matplotlib for the PNG)")
     p.add_argument("--plot", metavar="PNG", default=None,
                    help="write the training curves there (default: next to --save)")
     p.add_argument("--quiet", action="store_true", help="no per-epoch progress")
     return p
+
+
+def check_range(parser, option, value, low=None, high=None, low_open=False):
+    """Exit with a usage error unless ``value`` is finite and in the range."""
+    too_low = low is not None and (value <= low if low_open else value < low)
+    if math.isfinite(value) and not too_low and (high is None or value <= high):
+        return
+    if high is None:
+        need = f"{'>' if low_open else '>='} {low}"
+    else:
+        need = f"in {'(' if low_open else '['}{low}, {high}]"
+    parser.error(f"{option} must be {need}; got {value}")
+
+
+def check_threads(parser, option, value):
+    import numba
+    n = numba.config.NUMBA_NUM_THREADS
+    if not 1 <= value <= n:
+        parser.error(f"{option} must be in [1, {n}] (at most the {n} CPUs Numba may use); "
+                     f"got {value}")
+
+
+def check_data(parser, folder):
+    if folder is not None and not os.path.isdir(folder):
+        parser.error(f"--data must be a folder of MNIST-format files; got {folder!r}, "
+                     f"{'not a folder' if os.path.exists(folder) else 'which does not exist'}")
+
+
+def check_output(parser, option, path):
+    """Exit with a usage error unless a file can be written at ``path`` (its folder exists
+    and is writable): found now, not after the training."""
+    if not path or os.path.isdir(path):
+        parser.error(f"{option} must be a file name; got {path!r}"
+                     f"{', a folder' if path else ''}")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        parser.error(f"{option} must be a file in an existing folder; got {path!r}, and "
+                     f"{folder} is not a folder")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".tmp-", dir=folder)  # as nn.save will
+    except OSError as exc:
+        parser.error(f"{option} must be a file in a writable folder; got {path!r}, and "
+                     f"{folder} cannot be written ({exc.strerror})")
+    os.close(fd)
+    os.unlink(probe)
+
+
+def have_matplotlib():
+    try:
+        import matplotlib.figure  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+PLOT_EXTRA = 'matplotlib, which is not installed: pip install "numba-nn[plot]"'
 
 
 def load_splits(folder, seed):
@@ -64,6 +127,60 @@ def load_splits(folder, seed):
     test = nn.datasets.load_mnist(folder, kind="test")
     tr, dev = nn.data.split(train.X, train.y, ratios=(5 / 6, 1 / 6), stratify=True, seed=seed)
     return f"MNIST-format files in {folder}", (tr, dev, (test.X, test.y))
+
+
+def load_or_exit(parser, folder, seed):
+    try:
+        return load_splits(folder, seed)
+    except (OSError, ValueError) as exc:
+        parser.error(f"--data {folder}: {exc}")
+
+
+def save_model(model, path):
+    """Save ``model`` to ``path``, or else to a new file in the current folder or the
+    temporary folder, saying where; returns whether ``path`` was written."""
+    import nn
+    try:
+        print(f"model saved to {nn.save(model, path)}")
+        return True
+    except OSError as exc:
+        print(f"error: cannot save the model to {path}: {exc}", file=sys.stderr)
+    folders = [tempfile.gettempdir()]
+    try:
+        folders.insert(0, os.getcwd())
+    except OSError:
+        pass   # the current folder was deleted
+    stem = os.path.splitext(os.path.basename(path))[0] or "model"
+    for folder in folders:
+        if folder == os.path.dirname(os.path.abspath(path)):
+            continue
+        try:
+            # A new name: never overwrite a file the user has there.
+            fd, rescue = tempfile.mkstemp(prefix=stem + "-", suffix=".safetensors", dir=folder)
+            os.close(fd)
+        except OSError as exc:
+            print(f"error: cannot save the model in {folder} either: {exc}", file=sys.stderr)
+            continue
+        try:
+            nn.save(model, rescue)
+        except OSError as exc:
+            os.unlink(rescue)
+            print(f"error: cannot save the model in {folder} either: {exc}", file=sys.stderr)
+            continue
+        print(f"the model was saved to {rescue} instead", file=sys.stderr)
+        return False
+    print("error: the model was not saved", file=sys.stderr)
+    return False
+
+
+def write_plot(what, plot, path):
+    """``plot(path)``; returns False (after saying why) if the file cannot be written."""
+    try:
+        print(f"{what} written to {plot(path)}")
+        return True
+    except OSError as exc:
+        print(f"error: cannot write the {what} to {path}: {exc}", file=sys.stderr)
+        return False
 
 
 def build_tune_parser():
@@ -101,10 +218,11 @@ def build_tune_parser():
                    help="first rung's epochs with --halving (default: 1)")
     p.add_argument("--eta", type=int, default=3,
                    help="budget growth and 1/fraction kept with --halving (default: 3)")
-    p.add_argument("--plot", metavar="PNG", default="tune.png",
-                   help="where to write dev accuracy against learning rate (default: "
-                        "tune.png; needs matplotlib)")
-    p.add_argument("--no-plot", action="store_true", help="write no PNG")
+    png = p.add_mutually_exclusive_group()
+    png.add_argument("--plot", metavar="PNG", default=None,
+                     help="where to write dev accuracy against learning rate (default: "
+                          "tune.png; needs matplotlib)")
+    png.add_argument("--no-plot", action="store_true", help="write no PNG")
     p.add_argument("--quiet", action="store_true", help="no per-trial progress")
     return p
 
@@ -113,25 +231,38 @@ def tune_main(argv=None):
     """``python -m nn tune [options]``; returns the exit code (1 if every trial failed)."""
     parser = build_tune_parser()
     args = parser.parse_args(argv)
-    for name in ("trials", "epochs", "min_epochs", "threads"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be >= 1; got {getattr(args, name)}")
-    if args.workers is not None and args.workers < 0:
-        parser.error(f"--workers must be >= 0; got {args.workers}")
-    if args.eta < 2:
-        parser.error(f"--eta must be >= 2; got {args.eta}")
-    import nn
-    from nn import tuning
-    name, ((Xtr, ytr), (Xdev, ydev), _) = load_splits(args.data, args.seed)
-    try:
-        space = {"lr": tuning.LogUniform(*args.lr),
-                 "hidden": tuning.IntRange(*args.hidden, log=True),
-                 "beta1": tuning.OneMinusLogUniform(0.8, 0.999),
-                 "batch_size": tuning.Choice([16, 32, 64, 128])}
-    except (TypeError, ValueError) as exc:
-        parser.error(f"--lr or --hidden: {exc}")
+    check_data(parser, args.data)
+    for name in ("trials", "epochs", "min_epochs"):
+        check_range(parser, f"--{name.replace('_', '-')}", getattr(args, name), low=1)
+    if args.workers is not None:
+        check_range(parser, "--workers", args.workers, low=0)
+    check_threads(parser, "--threads", args.threads)
+    check_range(parser, "--seed", args.seed, low=0)
+    check_range(parser, "--eta", args.eta, low=2)
+    low, high = args.lr
+    if not (math.isfinite(high) and 0 < low < high):
+        parser.error(f"--lr must be two numbers LOW HIGH with 0 < LOW < HIGH; got {low} {high}")
+    low, high = args.hidden
+    if not 1 <= low <= high:
+        parser.error(f"--hidden must be two sizes LOW HIGH with 1 <= LOW <= HIGH; got {low} "
+                     f"{high}")
     if args.halving and args.min_epochs > args.epochs:
         parser.error(f"--min-epochs ({args.min_epochs}) must be <= --epochs ({args.epochs})")
+    plot = None if args.no_plot else "tune.png" if args.plot is None else args.plot
+    if plot is not None:
+        check_output(parser, "--plot", plot)
+        if not have_matplotlib():
+            if args.plot is not None:
+                parser.error(f"--plot needs {PLOT_EXTRA}")
+            print(f"note: no PNG: it needs {PLOT_EXTRA} (--no-plot says none is wanted)",
+                  file=sys.stderr)
+            plot = None
+    from nn import tuning
+    name, ((Xtr, ytr), (Xdev, ydev), _) = load_or_exit(parser, args.data, args.seed)
+    space = {"lr": tuning.LogUniform(*args.lr),
+             "hidden": tuning.IntRange(*args.hidden, log=True),
+             "beta1": tuning.OneMinusLogUniform(0.8, 0.999),
+             "batch_size": tuning.Choice([16, 32, 64, 128])}
     objective = tuning.mlp_objective(Xtr, ytr, Xdev, ydev, epochs=args.epochs)
     executor = tuning.SerialExecutor() if args.workers == 0 else None
     workers = "this process" if args.workers == 0 else \
@@ -161,12 +292,10 @@ def tune_main(argv=None):
         print("every trial failed", file=sys.stderr)
         return 1
     print("best: " + best.summary(results.metric))
-    if not args.no_plot:
-        try:
-            print(f"dev accuracy against learning rate written to "
-                  f"{results.plot(args.plot, param='lr')}")
-        except ImportError as exc:
-            print(f"no plot: {exc}", file=sys.stderr)
+    if plot is not None and not write_plot(
+            "dev accuracy against learning rate",
+            lambda path: results.plot(path, param="lr"), plot):
+        return 1
     return 0
 
 
@@ -174,11 +303,34 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv and argv[0] == "tune":
         return tune_main(argv[1:])
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    check_data(parser, args.data)
+    for size in args.hidden:
+        check_range(parser, "--hidden", size, low=1)
+    for option, low in (("--epochs", 1), ("--batch-size", 1), ("--seed", 0)):
+        check_range(parser, option, getattr(args, option[2:].replace("-", "_")), low=low)
+    check_range(parser, "--lr", args.lr, low=0, low_open=True)
+    check_range(parser, "--l2", args.l2, low=0)
+    check_range(parser, "--base-error", args.base_error, low=0, high=1)
+    if args.threads is not None:
+        check_threads(parser, "--threads", args.threads)
+    plot = args.plot
+    for option, path in (("--save", args.save), ("--plot", plot)):
+        if path is not None:
+            check_output(parser, option, path)
+    if plot is not None or args.save:
+        if not have_matplotlib():
+            if plot is not None:
+                parser.error(f"--plot needs {PLOT_EXTRA}")
+            print(f"note: no training curves next to the model: they need {PLOT_EXTRA}",
+                  file=sys.stderr)
+        elif plot is None:
+            plot = os.path.splitext(args.save)[0] + ".png"
     import nn
     if args.threads is not None:
         nn.set_num_threads(args.threads)
-    name, ((Xtr, ytr), (Xdev, ydev), (Xte, yte)) = load_splits(args.data, args.seed)
+    name, ((Xtr, ytr), (Xdev, ydev), (Xte, yte)) = load_or_exit(parser, args.data, args.seed)
     n_classes = int(max(ytr.max(), ydev.max(), yte.max())) + 1
     widths = [Xtr.shape[1], *args.hidden]
     layers = [nn.Dense(a, b, activation=args.activation,
@@ -207,17 +359,9 @@ def main(argv=None):
     print(f"trained in {seconds:.2f} s ({len(ytr) * args.epochs / seconds:,.0f} samples/s)")
     print("diagnosis: " + str(nn.diagnose(1 - acc["train"], 1 - acc["dev"],
                                           base_error=args.base_error)))
-    plot = args.plot
-    if args.save:
-        print(f"model saved to {nn.save(model, args.save)}")
-        if plot is None:
-            plot = os.path.splitext(args.save)[0] + ".png"
-    if plot:
-        try:
-            print(f"training curves written to {history.plot(plot)}")
-        except ImportError as exc:
-            print(f"no training curves: {exc}", file=sys.stderr)
-    return 0
+    saved = save_model(model, args.save) if args.save else True
+    plotted = plot is None or write_plot("training curves", history.plot, plot)
+    return 0 if saved and plotted else 1
 
 
 if __name__ == "__main__":

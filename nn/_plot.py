@@ -14,7 +14,8 @@ def plot_history(history, path):
     path = os.fspath(path)
     if not history.epochs:
         raise ValueError("History.plot: nothing to plot; the history has no epochs.")
-    epochs = [e + 1 for e in history.epochs]
+    from matplotlib.ticker import MaxNLocator
+    epochs = history.epochs
     panels = [("cost", "loss")]
     if "accuracy" in history.history:
         panels.append(("accuracy", "accuracy"))
@@ -25,6 +26,7 @@ def plot_history(history, path):
         if "dev_" + key in history.history:
             ax.plot(epochs, history["dev_" + key], label="dev")
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # no epoch 1.5
         ax.set_title(title)
         ax.grid(alpha=0.3)
         ax.legend()

@@ -144,3 +144,34 @@ def check_path(name, value, *, where):
     if not isinstance(value, (str, bytes, os.PathLike)):
         raise TypeError(f"{where}: {name} must be a str or os.PathLike path; got {value!r}.")
     return os.fsdecode(value)
+
+
+def check_output_path(name, value, *, where, format=None):
+    """A path a file will be written to later: its folder must exist and be writable
+    now, so a run does not fail at its end. ``format(path, 0)`` fills a template's
+    fields first. Returns the path as a str."""
+    path = check_path(name, value, where=where)
+    if not path:
+        raise ValueError(f"{where}: {name} is empty; give a file name.")
+    probe = format(path, 0) if format is not None else path
+    folder = os.path.dirname(os.path.abspath(probe))
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"{where}: {name} {path!r} is in a folder that does not "
+                                f"exist ({folder!r}); create it first.")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise PermissionError(f"{where}: {name} {path!r} is in a folder this process "
+                              f"cannot write to ({folder!r}).")
+    if os.path.isdir(probe):
+        raise IsADirectoryError(f"{where}: {name} {path!r} is a folder; give a file name.")
+    return path
+
+
+def check_weights(weights, n_rows, where, name="sample_weight"):
+    """Per-row weights: finite, >= 0, one per row, not all zero; float64."""
+    w = check_array(name, weights, where=where, dtype=np.float64, ndim=1, n_rows=n_rows)
+    if w.min() < 0:
+        raise ValueError(f"{where}: {name} must be >= 0; got {w.min()}.")
+    if not w.sum() > 0:
+        raise ValueError(f"{where}: the sample weights are all zero; at least one row "
+                         f"must count.")
+    return w

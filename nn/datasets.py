@@ -87,6 +87,9 @@ class Dataset:
     >>> ds = Dataset(np.zeros((2, 4)), np.array([0, 1]), (2, 2), 2, "toy")
     >>> ds.X.dtype, ds.y.dtype, ds.n_samples, ds.n_features
     (dtype('float32'), dtype('int64'), 2, 4)
+    >>> X, y = ds                      # unpacks as features and labels
+    >>> X.shape, y.tolist()
+    ((2, 4), [0, 1])
     """
 
     X: np.ndarray
@@ -144,7 +147,13 @@ class Dataset:
         return self.X.shape[1]
 
     def __len__(self) -> int:
+        """Number of samples."""
         return self.X.shape[0]
+
+    def __iter__(self):
+        """``X, y = dataset``: the features and labels, as scikit-learn's
+        ``return_X_y`` gives them (``len`` stays the number of samples)."""
+        return iter((self.X, self.y))
 
     def __repr__(self) -> str:
         first_line = self.description.splitlines()[0] if self.description else ""

@@ -3,18 +3,19 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._validation import check_scalar
+from ._validation import check_array, check_scalar
 from .losses import check_loss
 
 
-def gradient_check(model, X, y, loss, eps=1e-6, l2=0.0, l1=0.0):
+def gradient_check(model, X, y, loss, eps=1e-6, l2=0.0, l1=0.0, sample_weight=None):
     """Compare backprop's gradient with two-sided differences, in float64.
 
     The model is copied to float64; for every parameter theta_i the numerical gradient
     is ``(J(theta_i + eps) - J(theta_i - eps)) / (2 eps)`` where J is the cost (mean
     loss plus the L2/L1 penalty) of a training-mode forward on X. Dropout masks are held
     fixed (every forward uses each Dropout's current step) and BatchNorm's running
-    statistics are restored after each forward.
+    statistics are restored after each forward. ``sample_weight`` weighs the rows'
+    losses as ``fit(sample_weight=...)`` does.
 
     Returns
     -------
@@ -49,11 +50,15 @@ def gradient_check(model, X, y, loss, eps=1e-6, l2=0.0, l1=0.0):
 
     X = m64._check_X(X, where)
     T = loss.targets(y, m64.n_outputs, X.shape[0], m64.dtype, where)
+    weights = None
+    if sample_weight is not None:
+        weights = check_array("sample_weight", sample_weight, where=where, dtype=np.float64,
+                              ndim=1, n_rows=X.shape[0])
     freeze_masks()
     out = m64._forward(X, True)
     dout = np.empty_like(out)
     row_loss = np.empty(X.shape[0])
-    loss.loss_and_grad(out, T, dout, row_loss)
+    loss.loss_and_grad(out, T, dout, row_loss, weights)
     m64._backward(dout, l2, l1)
     analytic = m64.grads.copy()
     state = m64.buffers.copy()
@@ -61,7 +66,7 @@ def gradient_check(model, X, y, loss, eps=1e-6, l2=0.0, l1=0.0):
     def cost():
         m64.buffers[...] = state  # BatchNorm running statistics do not drift
         freeze_masks()
-        value = loss.loss_and_grad(m64._forward(X, True), T, dout, row_loss)
+        value = loss.loss_and_grad(m64._forward(X, True), T, dout, row_loss, weights)
         return value + m64.penalty(l2, l1, X.shape[0])
 
     theta = m64.params

@@ -31,9 +31,23 @@ class Loss:
         """An empty array shaped like ``targets``' result, for gathered mini-batches."""
         raise NotImplementedError
 
-    def loss_and_grad(self, out, T, dout, row_loss):
-        """Mean loss of ``out`` against T; writes d(loss)/d(out) into ``dout``."""
-        return self._kernel(out, T, dout, row_loss)
+    def loss_and_grad(self, out, T, dout, row_loss, weights=None):
+        """Mean loss of ``out`` against T (weighted by ``weights`` per row: ``sum w_i
+        l_i / sum w_i``); writes d(loss)/d(out) into ``dout``."""
+        mean = self._kernel(out, T, dout, row_loss)
+        if weights is None:
+            return mean
+        return kernels.weight_rows(weights, self._per_row(out), dout, row_loss)
+
+    def _per_row(self, out):
+        """Elements of a row that the mean averages over (one per output)."""
+        return out.shape[1]
+
+    def row_classes(self, T, where):
+        """Each row's class (int64), for ``class_weight``; an error for losses without."""
+        raise ValueError(f"{where}: class_weight needs a classification loss with one "
+                         f"class per row (SoftmaxCrossEntropy, or BinaryCrossEntropy with "
+                         f"one output); got {type(self).__name__}. Use sample_weight.")
 
     def output(self, out, dest=None):
         """The prediction from the last layer's output, written into ``dest`` (a new
@@ -94,6 +108,12 @@ class SoftmaxCrossEntropy(Loss):
     def n_correct(self, out, T):
         return kernels.count_correct(out, T)
 
+    def _per_row(self, out):
+        return 1
+
+    def row_classes(self, T, where):
+        return T
+
 
 def _real_targets(y, n_outputs, n_rows, dtype, where):
     if isinstance(y, (list, tuple)) or getattr(y, "ndim", 2) == 1:
@@ -133,6 +153,11 @@ class BinaryCrossEntropy(Loss):
     def n_correct(self, out, T):
         return kernels.count_binary_correct(out, T)
 
+    def row_classes(self, T, where):
+        if T.shape[1] != 1 or not np.isin(T, (0, 1)).all():
+            super().row_classes(T, where)  # raises: no single 0/1 class per row
+        return T[:, 0].astype(np.int64)
+
     def n_scored(self, T):
         return T.size
 
@@ -159,7 +184,8 @@ LOSS_TYPES = {cls.__name__: cls for cls in (SoftmaxCrossEntropy, BinaryCrossEntr
 def check_loss(loss, where):
     """The loss object, or a TypeError that lists the choices."""
     if isinstance(loss, type) and issubclass(loss, Loss):
-        loss = loss()
+        raise TypeError(f"{where}: loss must be a loss object; got the class "
+                        f"nn.{loss.__name__} itself. Call it: loss=nn.{loss.__name__}().")
     if not isinstance(loss, Loss):
         raise TypeError(f"{where}: loss must be a loss object such as "
                         f"nn.SoftmaxCrossEntropy(); got {loss!r}.")

@@ -6,7 +6,8 @@ import numpy as np
 import kernels
 
 from ._threads import use_chosen_threads
-from ._validation import all_finite, check_array, check_bool, check_dtype, check_scalar
+from ._validation import (all_finite, check_array, check_bool, check_dtype, check_scalar,
+                          check_weights)
 from .layers import LAYER_TYPES, Activation, BatchNorm, Dense, Dropout, Layer
 from .losses import check_loss
 
@@ -15,6 +16,9 @@ from .losses import check_loss
 #: on a 784-256-10 predict: as fast from 1024 rows up as in one chunk, 1.4x slower at 256.
 INFER_CHUNK_BYTES = 4 << 20
 INFER_MIN_ROWS, INFER_MAX_ROWS = 256, 8192
+#: Largest model seed: 128 bits, the size NumPy recommends (``secrets.randbits(128)``);
+#: a model file holds it, and ``nn.load`` refuses larger ones.
+MAX_SEED = 2**128 - 1
 
 
 def staggered_buffers(sizes, dtype):
@@ -74,7 +78,8 @@ class Sequential:
         if len({id(layer) for layer in self.layers}) != len(self.layers):
             raise ValueError(f"{where}: the same layer object appears twice in layers.")
         self.dtype = check_dtype(dtype, where)
-        self.seed = check_scalar("seed", seed, where=where, low=0, integer=True)
+        self.seed = check_scalar("seed", seed, where=where, low=0, high=MAX_SEED,
+                                 integer=True)
         self.optimizer = None
         self.loss = None
         self.n_features = None
@@ -312,15 +317,23 @@ class Sequential:
         return result
 
     def predict(self, X, batch_size=None):
-        """Predictions in eval mode: class probabilities for a model trained with a
-        cross-entropy loss, the raw output otherwise (or before any ``fit``).
+        """Predictions in eval mode for the model's loss: class probabilities for the
+        cross-entropies (softmax or sigmoid), the raw output for MeanSquaredError.
+        ``fit`` and ``nn.load`` set the loss; before either, set ``model.loss`` (or use
+        ``forward`` for the raw output): an unknown loss is an error, not logits that
+        look like probabilities.
 
         Runs in chunks of ``batch_size`` rows (default: up to 8192 rows, fewer for wide
         layers, so that the widest layer's chunk takes about 4 MiB); the memory used
         beyond the result is bounded by the chunk. Safe to call from many threads at once.
         """
-        transform = None if self.loss is None else self.loss.output
-        return self._infer_into(X, "Sequential.predict", batch_size, transform)
+        where = "Sequential.predict"
+        if self.loss is None:
+            raise ValueError(f"{where}: the model has no loss yet, so what its outputs "
+                             f"mean is unknown; fit it, or set model.loss (e.g. "
+                             f"nn.SoftmaxCrossEntropy() for probabilities), or call "
+                             f"model.forward(X) for the raw outputs.")
+        return self._infer_into(X, where, batch_size, check_loss(self.loss, where).output)
 
     def predict_classes(self, X, batch_size=None):
         """Class indices: the argmax of ``predict`` (or the output > 0 for one column)."""
@@ -331,15 +344,18 @@ class Sequential:
             classes[lo:hi] = out[:, 0] > 0 if out.shape[1] == 1 else out.argmax(axis=1)
         return classes
 
-    def evaluate(self, X, y, loss=None, batch_size=None):
+    def evaluate(self, X, y, loss=None, batch_size=None, sample_weight=None):
         """``{"loss": mean loss, "accuracy": ...}`` in eval mode (accuracy for
-        classification losses). ``loss`` defaults to the loss of the last ``fit``.
+        classification losses). ``loss`` defaults to the loss of the last ``fit``;
+        ``sample_weight`` (n,) makes the loss a weighted mean (not the accuracy).
         Runs in chunks of ``batch_size`` rows, as ``predict``; thread-safe."""
         where = "Sequential.evaluate"
         loss = self._loss_or_own(loss, where)
         X = self._check_input(X, where)
         T = loss.targets(y, self.n_outputs, X.shape[0], self.dtype, where)
-        return self._evaluate(X, T, loss, batch_size, where)
+        weights = None if sample_weight is None else check_weights(
+            sample_weight, X.shape[0], where)
+        return self._evaluate(X, T, loss, batch_size, where, weights=weights)
 
     def _loss_or_own(self, loss, where):
         """``loss`` checked, or the model's own (from its last ``fit`` or ``nn.load``)."""
@@ -352,7 +368,7 @@ class Sequential:
         return check_loss(loss, where)
 
     def _evaluate(self, X, T, loss, batch_size=None, where="Sequential.evaluate",
-                  prepared=False):
+                  prepared=False, weights=None):
         n = X.shape[0]
         rows = self._chunk_rows(batch_size, n, where)
         dout = np.empty((rows, self.n_outputs), self.dtype)
@@ -361,13 +377,16 @@ class Sequential:
         hits = scored = 0
         for lo, hi, out in self._infer_chunks(X, where, rows, prepared):
             r = hi - lo
-            # A chunk's mean times its rows: every loss averages over rows (times a
-            # fixed number of outputs), so this sums to n times the mean over X.
-            total += float(loss.loss_and_grad(out, T[lo:hi], dout[:r], row_loss[:r])) * r
+            w = None if weights is None else weights[lo:hi]
+            # A chunk's (weighted) mean times its weight: the sum over chunks divided by
+            # the total weight is the mean over X.
+            mean = loss.loss_and_grad(out, T[lo:hi], dout[:r], row_loss[:r], w)
+            total += float(mean) * (r if w is None else float(kernels.ordered_sum(w)))
             if loss.classification:
                 hits += loss.n_correct(out, T[lo:hi])
                 scored += loss.n_scored(T[lo:hi])
-        result = {"loss": total / n}
+        weight = n if weights is None else float(kernels.ordered_sum(weights))
+        result = {"loss": total / weight if weight > 0 else 0.0}
         if loss.classification:
             result["accuracy"] = hits / scored
         return result
@@ -422,6 +441,31 @@ class Sequential:
         clone.loss = self.loss
         clone.standardizer = self.standardizer
         return clone
+
+    def summary(self, file=None):
+        """Print the layers, their output shapes and parameter counts, the dtype, the
+        totals and what training set (loss, optimizer, standardizer), as Keras's
+        ``model.summary()`` does; to ``file`` (default: standard output)."""
+        rows = [("#", "layer", "output", "params")]
+        width = self.n_features
+        for i, layer in enumerate(self.layers):
+            width = layer.output_width(width)
+            count = sum(int(np.prod(shape)) for _, shape in layer.param_shapes())
+            note = " (fused into the BatchNorm)" if getattr(layer, "fused", False) else ""
+            rows.append((str(i), repr(layer) + note, f"(n, {width})", f"{count:,}"))
+        widths = [max(len(r[k]) for r in rows) for k in range(4)]
+        lines = [f"Sequential: input (n, {self.n_features}), {self.dtype.name}, "
+                 f"seed {self.seed}"]
+        for r in rows:
+            lines.append(f"{r[0]:>{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:<{widths[2]}}  "
+                         f"{r[3]:>{widths[3]}}")
+        kib = self.params.nbytes / 1024
+        lines.append(f"trainable parameters: {self.params.size:,} ({kib:,.1f} KiB "
+                     f"{self.dtype.name}); non-trainable (BatchNorm running statistics): "
+                     f"{self.buffers.size:,}")
+        lines.append(f"loss: {self.loss!r}; optimizer: {self.optimizer!r}; standardizer: "
+                     f"{'yes' if self.standardizer is not None else 'no'}")
+        print("\n".join(lines), file=file)
 
     def __reduce__(self):
         # Pickle (and copy.deepcopy, spawn workers) by config and flat arrays: rebuilt,

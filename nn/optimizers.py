@@ -250,6 +250,10 @@ OPTIMIZER_TYPES = {cls.__name__: cls for cls in (SGD, Momentum, RMSprop, Adam)}
 
 
 def check_optimizer(optimizer, where):
+    if isinstance(optimizer, type) and issubclass(optimizer, Optimizer):
+        raise TypeError(f"{where}: optimizer must be an optimizer object; got the class "
+                        f"nn.{optimizer.__name__} itself. Call it: "
+                        f"optimizer=nn.{optimizer.__name__}(lr=...).")
     if not isinstance(optimizer, Optimizer):
         raise TypeError(f"{where}: optimizer must be an optimizer object such as "
                         f"nn.SGD(lr=0.01); got {optimizer!r}.")

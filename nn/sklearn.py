@@ -36,7 +36,7 @@ except ImportError:  # scikit-learn 1.3 - 1.5
 
 import kernels
 
-from ._validation import check_bool, check_choice, check_dtype, check_scalar
+from ._validation import check_bool, check_choice, check_dtype, check_scalar, check_weights
 from .data import Standardizer, split
 from .layers import Activation, BatchNorm, Dense, Dropout
 from .losses import SoftmaxCrossEntropy
@@ -120,6 +120,10 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         from NumPy's global generator.
     verbose : int in 0..2, default 0
         0 silent, 1 a progress bar, 2 one line per epoch (``nn.Sequential.fit``).
+    class_weight : dict {label: weight}, "balanced" or None, default None
+        Weighs each class's rows in the training loss (scikit-learn's convention;
+        "balanced" is ``n_samples / (n_classes * count(label))``), times ``fit``'s
+        ``sample_weight``.
 
     Attributes
     ----------
@@ -170,7 +174,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                  learning_rate=1e-3, momentum=0.9, l2=0.0, keep_prob=1.0, batch_norm=False,
                  batch_size="auto", epochs=200, early_stopping=False,
                  validation_fraction=0.1, patience=10, tol=1e-4, standardize=False,
-                 dtype="float32", random_state=None, verbose=0):
+                 dtype="float32", random_state=None, verbose=0, class_weight=None):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.optimizer = optimizer
@@ -189,6 +193,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         self.dtype = dtype
         self.random_state = random_state
         self.verbose = verbose
+        self.class_weight = class_weight
 
     # -- hyperparameters ---------------------------------------------------------
 
@@ -253,12 +258,29 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                 bs += 1
         return bs
 
+    def _class_weight(self, classes):
+        """``class_weight`` keyed by the classes' indices, as ``Sequential.fit`` takes."""
+        cw = self.class_weight
+        if cw is None or isinstance(cw, str):
+            return cw
+        if not isinstance(cw, dict):
+            raise TypeError(f"{_WHERE}: class_weight must be a dict {{label: weight}}, "
+                            f"'balanced' or None; got {cw!r}.")
+        index = {label: i for i, label in enumerate(classes.tolist())}
+        unknown = [label for label in cw if label not in index]
+        if unknown:
+            raise ValueError(f"{_WHERE}: class_weight names labels {unknown[:5]} that are "
+                             f"not among the classes of y {classes.tolist()[:10]}.")
+        return {index[label]: weight for label, weight in cw.items()}
+
     # -- fit -----------------------------------------------------------------------
 
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
         """Train a new network on ``X`` (n_samples, n_features) and labels ``y``.
 
-        Returns ``self``. Each call starts from fresh weights (no warm start).
+        ``sample_weight`` (n_samples,) weighs each row's loss (times ``class_weight``),
+        the held-out loss of ``early_stopping`` included. Returns ``self``.
+        Each call starts from fresh weights (no warm start).
         """
         X, y = _validate_data(self, X, y, dtype=(np.float64, np.float32))
         check_classification_targets(y)
@@ -285,6 +307,10 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         rng = check_random_state(self.random_state)
         model_seed, shuffle_seed, split_seed = (int(s) for s in rng.randint(0, _SEED_HIGH, 3))
 
+        weights = None if sample_weight is None else check_weights(
+            sample_weight, X.shape[0], _WHERE)
+        class_weight = self._class_weight(classes)
+
         validation_data = None
         X_train, y_train = X, y_idx
         if early_stopping:
@@ -297,8 +323,13 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                     f"{_WHERE}: early_stopping=True with validation_fraction={fraction} "
                     f"leaves an empty training or validation set for {X.shape[0]} "
                     f"samples; use more samples or early_stopping=False.")
-            (X_train, y_train), validation_data = split(
-                X, y_idx, ratios=(1.0 - fraction, fraction), stratify=True, seed=split_seed)
+            (rows, y_train), (dev_rows, y_dev) = split(
+                np.arange(X.shape[0]), y_idx, ratios=(1.0 - fraction, fraction),
+                stratify=True, seed=split_seed)
+            X_train, validation_data = X[rows], (X[dev_rows], y_dev)
+            if weights is not None:
+                weights, validation_data = weights[rows], (*validation_data,
+                                                           weights[dev_rows])
         batch_size = self._batch_size(X_train.shape[0], batch_norm)
 
         model = Sequential(layers, dtype=dtype, seed=model_seed)
@@ -313,7 +344,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         history = model.fit(X_train, y_train, loss=SoftmaxCrossEntropy(), optimizer=optimizer,
                             epochs=epochs, batch_size=batch_size, l2=l2, seed=shuffle_seed,
                             validation_data=validation_data, callbacks=[stopper],
-                            verbose=verbose)
+                            verbose=verbose, sample_weight=weights,
+                            class_weight=class_weight)
 
         self.classes_ = classes
         self.model_ = model

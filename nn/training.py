@@ -10,11 +10,13 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Mapping
 
 import numpy as np
 
 from ._threads import use_chosen_threads
-from ._validation import all_finite, check_bool, check_choice, check_scalar
+from ._validation import (all_finite, check_bool, check_choice, check_output_path,
+                          check_scalar, check_weights)
 from .augment import Augment
 from .data import epoch_order
 from .layers import Dense
@@ -26,19 +28,28 @@ class DivergenceError(FloatingPointError, ValueError):
     finite weights. A ValueError too: the inputs or hyperparameters were unworkable."""
 
 
-class History:
-    """Per-epoch records of a ``fit``.
+class History(dict):
+    """Per-epoch records of a ``fit``: a dict ``metric -> list``.
 
     ``history["loss"]`` (the cost: mean mini-batch loss plus the penalty),
-    ``"accuracy"`` (training accuracy over the epoch's mini-batches, for classification),
-    ``"dev_loss"``, ``"dev_accuracy"`` (with ``validation_data``), ``"lr"`` and
-    ``"time"`` (seconds) are lists with one value per epoch; ``epochs`` lists the
-    epoch numbers. ``stopped_epoch`` and ``stop_reason`` say why training ended early.
+    ``"accuracy"`` (training accuracy over the epoch's mini-batches, in training mode:
+    with dropout and augmentation on), ``"dev_loss"``, ``"dev_accuracy"`` (with
+    ``validation_data``, in eval mode), ``"lr"``, ``"time"`` (seconds) and any metric a
+    callback adds to ``logs`` are lists with one value per epoch (NaN for the epochs
+    before a callback first added it). ``epochs`` lists the epoch numbers, counted from
+    1 as printed. ``pandas.DataFrame(history)`` gives a table; ``history.history`` is
+    the History itself (Keras's name).
+
+    ``final`` holds the metrics of the weights the model keeps (after EarlyStopping
+    restored its best epoch), all in eval mode: ``{"epoch", "loss", "accuracy",
+    "dev_loss", "dev_accuracy"}`` as available; ``diagnose`` uses it.
+    ``stopped_epoch`` and ``stop_reason`` say why training ended early.
     """
 
     def __init__(self):
-        self.history = {}
+        super().__init__()
         self.epochs = []
+        self.final = {}
         self.stopped_epoch = None
         self.stop_reason = None
         #: ``{layer index: [norm per epoch]}``: the Frobenius norm of each Dense layer's
@@ -47,31 +58,40 @@ class History:
         self.grad_norms = {}
 
     def record(self, epoch, logs):
+        """Append one epoch: ``epoch`` (counted from 1) and the values of ``logs``."""
         self.epochs.append(epoch)
+        self._extend(logs)
+
+    def _extend(self, logs):
+        """Take the values of ``logs`` for the last epoch recorded that are not there
+        yet (metrics that callbacks added after ``record``)."""
+        n = len(self.epochs)
         for key, value in logs.items():
-            self.history.setdefault(key, []).append(value)
+            column = self.setdefault(key, [])
+            if len(column) < n:
+                column.extend([math.nan] * (n - 1 - len(column)))
+                column.append(value)
 
-    def __getitem__(self, key):
-        return self.history[key]
-
-    def __contains__(self, key):
-        return key in self.history
+    @property
+    def history(self):
+        return self
 
     def last(self):
         """The last epoch's values as a dict."""
-        return {k: v[-1] for k, v in self.history.items()}
+        return {k: v[-1] for k, v in self.items()}
 
     def diagnose(self, base_error=0.0, threshold=0.02):
-        """``nn.diagnose`` on the last epoch: training error ``1 - accuracy`` against
-        dev error ``1 - dev_accuracy`` (needs a classification loss and
-        ``validation_data``). The training accuracy is the epoch's running accuracy
-        over its mini-batches, in training mode."""
+        """``nn.diagnose`` for the weights the model keeps: training error ``1 -
+        accuracy`` against dev error ``1 - dev_accuracy``, both measured in eval mode
+        (no dropout, no augmentation) at the end of ``fit``, at the epoch whose weights
+        the model holds (``final["epoch"]``). Needs a classification loss and
+        ``validation_data``."""
         from .diagnostics import diagnose
-        if "accuracy" not in self.history or "dev_accuracy" not in self.history:
-            raise ValueError("History.diagnose: needs 'accuracy' and 'dev_accuracy'; fit "
-                             "with a classification loss and validation_data=(X_dev, y_dev).")
-        last = self.last()
-        return diagnose(1.0 - last["accuracy"], 1.0 - last["dev_accuracy"],
+        if "accuracy" not in self.final or "dev_accuracy" not in self.final:
+            raise ValueError("History.diagnose: needs the final train and dev accuracy; "
+                             "fit with a classification loss and validation_data=(X_dev, "
+                             "y_dev).")
+        return diagnose(1.0 - self.final["accuracy"], 1.0 - self.final["dev_accuracy"],
                         base_error=base_error, threshold=threshold)
 
     def plot(self, path):
@@ -88,9 +108,29 @@ class History:
         last = ", ".join(f"{k}={v:.4g}" for k, v in self.last().items()) if self.epochs else ""
         return f"History(epochs={len(self.epochs)}{', ' if last else ''}{last})"
 
+    # A dict's equality and pickling would leave the attributes out.
+    __eq__ = object.__eq__
+    __ne__ = object.__ne__
+    __hash__ = object.__hash__
+
+    def __reduce__(self):
+        return (History._restore, (dict(self), self.__dict__))
+
+    @staticmethod
+    def _restore(columns, attributes):
+        history = History()
+        history.update(columns)
+        history.__dict__.update(attributes)
+        return history
+
 
 class Callback:
-    """Hooks into ``fit``. Set ``model.stop_training = True`` to stop after this epoch."""
+    """Hooks into ``fit``. Set ``model.stop_training = True`` to stop after this epoch.
+
+    ``on_epoch_end`` gets the epoch's number counted from 1 (as printed: after epoch 3,
+    ``fit(..., initial_epoch=3)`` resumes) and its ``logs``; a metric a callback adds to
+    ``logs`` is recorded in the History and can be monitored by callbacks after it.
+    """
 
     def on_train_begin(self, model, history):
         pass
@@ -102,22 +142,39 @@ class Callback:
         pass
 
 
-#: Metrics a callback can watch, and whether lower or higher is better.
+#: Whether lower or higher is better for the built-in metrics.
 MONITORS = {"dev_loss": "min", "dev_accuracy": "max", "loss": "min", "accuracy": "max"}
+
+
+def _check_monitor(monitor, mode, where):
+    """(monitor, "min" or "max"): any metric name; "auto" mode knows the built-in ones
+    and takes names with "loss" or "error" in them as lower-is-better, others higher."""
+    if not isinstance(monitor, str) or not monitor:
+        raise TypeError(f"{where}: monitor must be a metric name such as 'dev_loss'; got "
+                        f"{monitor!r}.")
+    check_choice("mode", mode, ("auto", "min", "max"), where=where)
+    if monitor.startswith("val_"):
+        raise ValueError(f"{where}: this library calls the validation metrics dev_*; "
+                         f"use {'dev_' + monitor[4:]!r} for monitor={monitor!r}.")
+    if mode == "auto":
+        mode = MONITORS.get(monitor) or (
+            "min" if "loss" in monitor or "error" in monitor else "max")
+    return monitor, mode
 
 
 def _monitored(logs, monitor, where):
     if monitor not in logs:
         raise ValueError(f"{where}: monitor={monitor!r} is not among this fit's metrics "
                          f"{sorted(logs)}; pass validation_data=(X_dev, y_dev) (and a "
-                         f"classification loss for accuracy).")
+                         f"classification loss for accuracy), or add the metric to logs "
+                         f"in a callback listed before this one.")
     return logs[monitor]
 
 
-def _improved(monitor, value, best, min_delta=0.0):
+def _improved(mode, value, best, min_delta=0.0):
     if best is None:
         return True
-    if MONITORS[monitor] == "min":
+    if mode == "min":
         return value < best - min_delta
     return value > best + min_delta
 
@@ -127,9 +184,13 @@ class EarlyStopping(Callback):
 
     Parameters
     ----------
-    monitor : "dev_loss" (default, lower is better) or "dev_accuracy" (higher is
-        better); needs ``fit(validation_data=...)``. "loss" and "accuracy" (training)
-        work too.
+    monitor : str
+        "dev_loss" (default) or "dev_accuracy" need ``fit(validation_data=...)``;
+        "loss" and "accuracy" (training) work too, and so does any metric a callback
+        listed before this one adds to ``logs``.
+    mode : "auto" (default), "min" or "max"
+        Whether lower or higher is better. "auto" knows the built-in metrics and takes
+        a name containing "loss" or "error" as lower-is-better, any other as higher.
     patience : int >= 1
         Epochs without improvement before stopping.
     min_delta : float >= 0
@@ -138,13 +199,15 @@ class EarlyStopping(Callback):
         At the end of training, put back the parameters and BatchNorm running
         statistics of the best epoch.
 
-    After ``fit``, ``best_epoch`` and ``best`` hold the best epoch and its value, and
-    ``History.stopped_epoch`` and ``History.stop_reason`` say when and why it stopped.
+    After ``fit``, ``best_epoch`` (counted from 1) and ``best`` hold the best epoch and
+    its value, and ``History.stopped_epoch`` and ``History.stop_reason`` say when and
+    why it stopped.
     """
 
-    def __init__(self, monitor="dev_loss", patience=5, min_delta=0.0, restore_best=True):
+    def __init__(self, monitor="dev_loss", patience=5, min_delta=0.0, restore_best=True,
+                 mode="auto"):
         where = "EarlyStopping"
-        self.monitor = check_choice("monitor", monitor, MONITORS, where=where)
+        self.monitor, self.mode = _check_monitor(monitor, mode, where)
         self.patience = check_scalar("patience", patience, where=where, low=1, integer=True)
         self.min_delta = check_scalar("min_delta", min_delta, where=where, low=0.0)
         self.restore_best = check_bool("restore_best", restore_best, where=where)
@@ -157,7 +220,7 @@ class EarlyStopping(Callback):
 
     def on_epoch_end(self, model, epoch, logs, history):
         value = _monitored(logs, self.monitor, "EarlyStopping")
-        if _improved(self.monitor, value, self.best, self.min_delta):
+        if _improved(self.mode, value, self.best, self.min_delta):
             self.best, self.best_epoch, self._wait = value, epoch, 0
             self._params[...] = model.params
             self._buffers[...] = model.buffers
@@ -174,12 +237,13 @@ class EarlyStopping(Callback):
         if self.restore_best and self.best_epoch is not None:
             model.params[...] = self._params
             model.buffers[...] = self._buffers
+            history.final["epoch"] = self.best_epoch
             if history.stop_reason is not None:
                 history.stop_reason += " (weights restored)"
 
 
 def _format_logs(epoch, epochs, logs):
-    parts = [f"epoch {epoch + 1}/{epochs}"]
+    parts = [f"epoch {epoch}/{epochs}"]
     parts += [f"{k} {v:.4f}" if k != "lr" else f"lr {v:.3g}" for k, v in logs.items()
               if k != "time"]
     parts.append(f"{logs['time']:.2f}s")
@@ -188,7 +252,8 @@ def _format_logs(epoch, epochs, logs):
 
 def fit(model, X, y, *, loss=None, optimizer=None, epochs=10, batch_size=32, l2=0.0, l1=0.0,
         schedule=None, validation_data=None, callbacks=(), shuffle=True, seed=0,
-        verbose="auto", initial_epoch=0, augment=None):
+        verbose="auto", initial_epoch=0, augment=None, sample_weight=None,
+        class_weight=None):
     """Train ``model`` by mini-batch gradient descent and return a ``History``.
 
     Parameters
@@ -202,7 +267,9 @@ def fit(model, X, y, *, loss=None, optimizer=None, epochs=10, batch_size=32, l2=
         training resumes where it stopped), else ``SGD(lr=0.01)``. Kept as
         ``model.optimizer``.
     epochs : int > 0
-        Train until this epoch count (counting from ``initial_epoch``).
+        Train until this many epochs are done (counting those of ``initial_epoch``).
+        Epochs are numbered from 1 everywhere people read them: progress lines,
+        ``History.epochs``, callbacks, ``stopped_epoch`` and errors.
     batch_size : int > 0
         Rows per step; the last partial batch is kept. ``batch_size >= n_samples`` is
         batch gradient descent.
@@ -210,12 +277,16 @@ def fit(model, X, y, *, loss=None, optimizer=None, epochs=10, batch_size=32, l2=
         Penalties ``l2/(2m) sum ||W||^2`` and ``l1/m sum |W|`` over Dense weights, m the
         rows in the mini-batch; their gradients enter in the dense backward kernel.
     schedule : callable ``schedule(epoch) -> lr`` or None
-        Sets the optimizer's learning rate at the start of each epoch (epoch from 0).
+        Sets the optimizer's learning rate at the start of each epoch; ``epoch`` is the
+        number of epochs done before it (0 for the first, as the notes' formulas count).
         A schedule with ``per_step = True`` (``nn.schedules.InverseSqrtStepDecay``) is
         called before every step instead, with the step count from 0 over the whole
         training, ``epoch * ceil(n_samples / batch_size) + step``.
-    validation_data : (X_dev, y_dev) or None
+    validation_data : (X_dev, y_dev), (X_dev, y_dev, sample_weight_dev) or None
         Evaluated in eval mode after each epoch (``dev_loss``, ``dev_accuracy``).
+        ``dev_loss`` is weighted as the training loss is (by ``class_weight`` and the
+        third element, when given), so early stopping watches the objective trained;
+        ``dev_accuracy`` is not weighted.
     callbacks : list of Callback
     shuffle : bool
         Reshuffle the rows every epoch from ``(seed, epoch)``.
@@ -227,12 +298,21 @@ def fit(model, X, y, *, loss=None, optimizer=None, epochs=10, batch_size=32, l2=
         "auto" (default) is 1 when stderr is a terminal and 0 otherwise, so library
         code and scripts whose output is captured stay silent.
     initial_epoch : int >= 0
-        Epoch to start counting from (resuming): schedules, shuffling, dropout masks and
-        augmentation continue as if training had not stopped.
+        Epochs already done (resuming): the next epoch is number ``initial_epoch + 1``,
+        and schedules, shuffling, dropout masks and augmentation continue as if
+        training had not stopped.
     augment : nn.Augment or None
         Data augmentation applied to each training mini-batch (after the model's
         standardizer, if any), never to dev data or in ``predict``; drawn from
         ``(seed, epoch, step)``, so it is reproducible and resumes exactly.
+    sample_weight : array (n_samples,) of floats >= 0, or None
+        Each row's weight in the training loss and its gradient: a mini-batch's loss is
+        the weighted mean ``sum w_i l_i / sum w_i`` (PyTorch's and scikit-learn's
+        convention). Metrics (accuracy, dev loss) stay unweighted.
+    class_weight : dict ``{class index: weight}``, "balanced" or None
+        Multiplies each row's weight by its class's (classes not named weigh 1);
+        "balanced" is scikit-learn's ``n_samples / (n_classes * count(class))``. Needs
+        SoftmaxCrossEntropy, or BinaryCrossEntropy with one output and 0/1 targets.
 
     Raises
     ------
@@ -255,14 +335,15 @@ def fit(model, X, y, *, loss=None, optimizer=None, epochs=10, batch_size=32, l2=
                     batch_size=batch_size, l2=l2, l1=l1, schedule=schedule,
                     validation_data=validation_data, callbacks=callbacks, shuffle=shuffle,
                     seed=seed, verbose=verbose, initial_epoch=initial_epoch,
-                    augment=augment)
+                    augment=augment, sample_weight=sample_weight, class_weight=class_weight)
     finally:
         model._training_state = "not training"
         model._training_lock.release()
 
 
 def _fit(model, X, y, *, loss, optimizer, epochs, batch_size, l2, l1, schedule,
-         validation_data, callbacks, shuffle, seed, verbose, initial_epoch, augment):
+         validation_data, callbacks, shuffle, seed, verbose, initial_epoch, augment,
+         sample_weight, class_weight):
     where = "Sequential.fit"
     use_chosen_threads()
     loss = model._loss_or_own(loss, where)
@@ -298,14 +379,18 @@ def _fit(model, X, y, *, loss, optimizer, epochs, batch_size, l2, l1, schedule,
     X = model._check_X(X, where)
     n = X.shape[0]
     T = loss.targets(y, model.n_outputs, n, model.dtype, where)
+    weights = _row_weights(loss, T, n, model.n_outputs, sample_weight, class_weight, where)
     dev = None
     if validation_data is not None:
-        if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
-            raise TypeError(f"{where}: validation_data must be a pair (X_dev, y_dev); "
-                            f"got {type(validation_data).__name__}.")
+        if not (isinstance(validation_data, (tuple, list)) and len(validation_data) in (2, 3)):
+            raise TypeError(f"{where}: validation_data must be (X_dev, y_dev) or (X_dev, "
+                            f"y_dev, sample_weight_dev); got {type(validation_data).__name__}.")
         X_dev = model._check_X(validation_data[0], where, "X_dev")
-        dev = X_dev, loss.targets(validation_data[1], model.n_outputs, X_dev.shape[0],
-                                  model.dtype, where + " (y_dev)")
+        T_dev = loss.targets(validation_data[1], model.n_outputs, X_dev.shape[0],
+                             model.dtype, where + " (y_dev)")
+        w_dev = validation_data[2] if len(validation_data) == 3 else None
+        dev = X_dev, T_dev, _row_weights(loss, T_dev, X_dev.shape[0], model.n_outputs, w_dev,
+                                         class_weight, where + " (validation_data)")
 
     model.loss, model.optimizer = loss, optimizer
     bs = min(batch_size, n)
@@ -315,6 +400,7 @@ def _fit(model, X, y, *, loss, optimizer, epochs, batch_size, l2, l1, schedule,
     T_batch = loss.target_buffer(bs, model.n_outputs, model.dtype)
     dout = np.empty((bs, model.n_outputs), model.dtype)
     row_loss = np.empty(bs)
+    w_batch = None if weights is None else np.empty(bs)
     augment_work = {}
 
     dense_layers = [(i, layer) for i, layer in enumerate(model.layers)
@@ -338,8 +424,9 @@ def _fit(model, X, y, *, loss, optimizer, epochs, batch_size, l2, l1, schedule,
             model.params[...] = good_params
             model.buffers[...] = good_buffers
             return DivergenceError(
-                f"{where}: {what} at epoch {epoch}, step {step}; the model keeps the "
-                f"weights from the start of epoch {good_epoch}. Try a lower learning rate "
+                f"{where}: {what} at epoch {epoch + 1}, step {step + 1}; the model keeps "
+                f"the weights from the start of epoch {good_epoch + 1}. Try a lower "
+                f"learning rate "
                 f"(lr was {optimizer.lr:g}) or {hint}.")
 
         thread = threading.current_thread().name
@@ -361,10 +448,14 @@ def _fit(model, X, y, *, loss, optimizer, epochs, batch_size, l2, l1, schedule,
                 xb, tb, db = X_batch[:r], T_batch[:r], dout[:r]
                 np.take(X, idx, axis=0, out=xb, mode="clip")   # clip: no internal copy
                 np.take(T, idx, axis=0, out=tb, mode="clip")
+                wb = None
+                if weights is not None:
+                    wb = w_batch[:r]
+                    np.take(weights, idx, out=wb, mode="clip")
                 if augment is not None:
                     xb = augment.apply(xb, seed, epoch, step, augment_work)
                 out = model._forward(xb, True)
-                cost = loss.loss_and_grad(out, tb, db, row_loss[:r])
+                cost = loss.loss_and_grad(out, tb, db, row_loss[:r], wb)
                 cost += model._backward(db, l2, l1)
                 if not math.isfinite(cost):
                     raise diverged(f"the cost became {cost}", "normalized inputs")
@@ -391,19 +482,20 @@ def _fit(model, X, y, *, loss, optimizer, epochs, batch_size, l2, l1, schedule,
                 logs["accuracy"] = hits / scored
             if dev is not None:
                 for k, v in model._evaluate(dev[0], dev[1], loss, where=where,
-                                                prepared=True).items():
+                                                prepared=True, weights=dev[2]).items():
                     logs["dev_" + k] = v
             logs["lr"] = optimizer.lr
             logs["time"] = time.perf_counter() - start
-            history.record(epoch, logs)
+            history.record(epoch + 1, logs)
             with np.errstate(over="ignore"):  # a diverging run's norm is inf, truly
                 for i, layer in dense_layers:
                     history.grad_norms[i].append(float(np.linalg.norm(layer.dW)))
-            progress.epoch_end(epoch, logs)
+            progress.epoch_end(epoch + 1, logs)
             for cb in callbacks:
-                cb.on_epoch_end(model, epoch, logs, history)
+                cb.on_epoch_end(model, epoch + 1, logs, history)
+            history._extend(logs)  # metrics the callbacks added
             if model.stop_training:
-                history.stopped_epoch = epoch
+                history.stopped_epoch = epoch + 1
                 if history.stop_reason is None:
                     history.stop_reason = "a callback set model.stop_training"
                 break
@@ -411,6 +503,14 @@ def _fit(model, X, y, *, loss, optimizer, epochs, batch_size, l2, l1, schedule,
         progress.close()
     for cb in callbacks:
         cb.on_train_end(model, history)
+    # The weights the model keeps, measured the same way on train and dev (eval mode:
+    # no dropout, no augmentation), for the diagnosis.
+    history.final.setdefault("epoch", history.epochs[-1])
+    history.final.update(model._evaluate(X, T, loss, where=where, prepared=True))
+    if dev is not None:
+        for k, v in model._evaluate(dev[0], dev[1], loss, where=where, prepared=True,
+                                    weights=dev[2]).items():
+            history.final["dev_" + k] = v
     return history
 
 
@@ -420,47 +520,86 @@ class ModelCheckpoint(Callback):
     Parameters
     ----------
     path : str or path-like
-        Where ``nn.save`` writes; may hold ``{epoch}`` (e.g. ``"ckpt-{epoch}.npz"``) to
-        keep one file per save. Each write is atomic.
-    monitor : None, "dev_loss", "dev_accuracy", "loss" or "accuracy"
+        Where ``nn.save`` writes; may hold ``{epoch}`` (e.g. ``"ckpt-{epoch}.safetensors"``) to
+        keep one file per save. Each write is atomic. Its folder must exist and be
+        writable (checked here and when training starts, not after the first epoch).
+    monitor : None or a metric name ("dev_loss", "dev_accuracy", "loss", "accuracy",
+        or one a callback listed before this one adds)
         With a metric, save only when it improves on the best so far (the best model
         ends at ``path``). With None (default), save every ``every`` epochs.
     every : int >= 1
         Save period in epochs, when ``monitor`` is None.
+    mode : "auto", "min" or "max"
+        As in ``EarlyStopping``.
 
     ``saved`` lists ``(epoch, path)`` of each save. The epoch saved is the number of
     epochs done, so ``fit(..., initial_epoch=epoch)`` resumes after it.
     """
 
-    def __init__(self, path, monitor=None, every=1):
+    def __init__(self, path, monitor=None, every=1, mode="auto"):
         where = "ModelCheckpoint"
-        path = os.fspath(path)
-        if not isinstance(path, str) or not path:
-            raise TypeError(f"{where}: path must be a file name; got {path!r}.")
-        self.path = path
-        self.monitor = None if monitor is None else check_choice("monitor", monitor,
-                                                                 MONITORS, where=where)
+        self.path = check_output_path("path", path, where=where, format=_epoch_path)
+        self.monitor, self.mode = (None, None) if monitor is None else \
+            _check_monitor(monitor, mode, where)
         self.every = check_scalar("every", every, where=where, low=1, integer=True)
         self.best = None
         self.saved = []
 
     def on_train_begin(self, model, history):
+        # Checked again here: the folder may have gone since the constructor ran, and
+        # finding out after the first epoch would waste it.
+        check_output_path("path", self.path, where="ModelCheckpoint", format=_epoch_path)
         self.best = None
         self.saved = []
 
     def on_epoch_end(self, model, epoch, logs, history):
         from .io import save
-        done = epoch + 1
         if self.monitor is not None:
             value = _monitored(logs, self.monitor, "ModelCheckpoint")
-            if not _improved(self.monitor, value, self.best):
+            if not _improved(self.mode, value, self.best):
                 return
             self.best = value
-        elif done % self.every:
+        elif epoch % self.every:
             return
-        path = self.path.format(epoch=done) if "{epoch" in self.path else self.path
+        path = _epoch_path(self.path, epoch)
         save(model, path)
-        self.saved.append((done, path))
+        self.saved.append((epoch, path))
+
+
+def _row_weights(loss, T, n, n_outputs, sample_weight, class_weight, where):
+    """Each row's loss weight (float64), or None when all weigh the same."""
+    if sample_weight is None and class_weight is None:
+        return None
+    weights = np.ones(n) if sample_weight is None else \
+        check_weights(sample_weight, n, where).copy()
+    if class_weight is not None:
+        classes = loss.row_classes(T, where)
+        n_classes = max(n_outputs, 2)
+        if isinstance(class_weight, str):
+            check_choice("class_weight", class_weight, ("balanced",), where=where)
+            counts = np.bincount(classes, minlength=n_classes)
+            per_class = np.divide(n, np.count_nonzero(counts) * counts,
+                                  out=np.ones(n_classes), where=counts > 0)
+        elif isinstance(class_weight, Mapping):
+            per_class = np.ones(n_classes)
+            for label, value in class_weight.items():
+                label = check_scalar("a class_weight key", label, where=where, low=0,
+                                     high=n_classes - 1, integer=True)
+                per_class[label] = check_scalar(f"class_weight[{label}]", value,
+                                                where=where, low=0.0)
+        else:
+            raise TypeError(f"{where}: class_weight must be a dict {{class index: weight}}, "
+                            f"'balanced' or None; got {class_weight!r}.")
+        weights *= per_class[classes]
+        if not weights.sum() > 0:
+            raise ValueError(f"{where}: the sample weights (sample_weight times "
+                             f"class_weight) are all zero; at least one row must count.")
+    return weights
+
+
+def _epoch_path(path, epoch):
+    """``path`` with ``{epoch}`` (and format specs such as ``{epoch:03d}``) filled in."""
+    return path.format(epoch=epoch) if "{epoch" in path else path
 
 
 def _stderr_is_terminal():

@@ -25,7 +25,8 @@ The notes' third week, as code:
 Objectives run in other processes must be picklable: a module-level function, or an
 instance of a module-level class (``mlp_objective(...)`` returns one). A script that
 starts local workers must guard its entry point with ``if __name__ == "__main__":``
-(worker processes are started with ``spawn`` and import the main module).
+(worker processes are started with ``spawn`` and import the main module); without it
+the search stops at once with a RuntimeError that says so.
 """
 import concurrent.futures as cf
 import contextlib
@@ -41,12 +42,13 @@ import tempfile
 import threading
 import time
 import warnings
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from ._validation import check_array, check_bool, check_choice, check_dtype, check_scalar
-from .training import Callback
+from .training import Callback, _epoch_path
 
 __all__ = [
     "Babysitter", "Choice", "Distribution", "IntRange", "LogUniform", "MLPObjective",
@@ -559,24 +561,41 @@ class SerialExecutor(cf.Executor):
         return future
 
 
-_WORKER = {"payload": None, "objective": None}
+_WORKER = {"path": None, "objective": None}
+
+_GUARD_ADVICE = ('put the code that starts the search under `if __name__ == "__main__":` '
+                 'so that only the main process runs it (worker processes are started with '
+                 'spawn, and each one imports the main module)')
 
 
-def _init_worker(threads, payload):
-    """Initializer of the local worker processes: cap the threads, keep the objective."""
+def _check_not_importing_main(where):
+    """Raise in a worker process that is importing the main module and meets a search:
+    the script starts it unguarded, and every worker would start it again."""
+    # ``_inheriting`` is what multiprocessing's own check reads; that check fires only
+    # later, when the worker starts a process, with advice that does not name the search.
+    if getattr(multiprocessing.current_process(), "_inheriting", False):
+        raise RuntimeError(f"{where} was called while a worker process was importing the "
+                           f"main module, so the script starts a search at import: "
+                           f"{_GUARD_ADVICE}.")
+
+
+def _init_worker(threads, path):
+    """Initializer of the local worker processes: cap the threads, note the path of
+    the objective's pickle."""
     if threads is not None:
         for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
             os.environ[var] = str(threads)
         from ._threads import set_num_threads
         import numba
         set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
-    _WORKER["payload"] = payload
+    _WORKER["path"] = path
 
 
 def _worker_objective():
     if _WORKER["objective"] is None:
         try:
-            _WORKER["objective"] = pickle.loads(_WORKER["payload"])
+            with open(_WORKER["path"], "rb") as fh:
+                _WORKER["objective"] = pickle.load(fh)
         except Exception as exc:  # noqa: BLE001
             raise RuntimeError(f"the worker process could not load the objective "
                                f"({type(exc).__name__}: {exc}); define it in an importable "
@@ -691,15 +710,27 @@ class _Runner:
     batches of trials on it, reporting each as it finishes."""
 
     def __init__(self, objective, executor, n_workers, threads, n_tasks, where):
-        self.threads = threads
+        self.threads, self.where = threads, where
         self.own = executor is None
         if executor is None:
             payload = _check_picklable(objective, where)
             n = min(n_workers or _cpu_count(), max(1, n_tasks))
-            self.executor = cf.ProcessPoolExecutor(
-                max_workers=n, mp_context=multiprocessing.get_context("spawn"),
-                initializer=_init_worker, initargs=(threads, payload))
-            self.send = None          # the workers hold the objective
+            # The objective (its data included) goes to the workers in a file: spawn
+            # writes the initializer's arguments down a pipe and keeps its own copy of
+            # the read end open until the write returns, so if the worker dies before
+            # reading them (an unguarded script), a write larger than the pipe's buffer
+            # never returns.
+            fd, self.payload = tempfile.mkstemp(prefix="nn-search-", suffix=".pickle")
+            try:
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(payload)
+                self.executor = cf.ProcessPoolExecutor(
+                    max_workers=n, mp_context=multiprocessing.get_context("spawn"),
+                    initializer=_init_worker, initargs=(threads, self.payload))
+            except BaseException:
+                os.unlink(self.payload)
+                raise
+            self.send = None          # the workers load the objective
         else:
             if not isinstance(executor, cf.Executor):
                 raise TypeError(f"{where}: executor must be a concurrent.futures.Executor "
@@ -719,7 +750,9 @@ class _Runner:
             index = futures[fut]
             try:
                 result = fut.result()
-            except Exception as exc:  # noqa: BLE001  (a worker died, a task was lost)
+            except BrokenProcessPool:
+                raise                 # no trial can run any more: the search stops
+            except Exception as exc:  # noqa: BLE001  (a task was lost)
                 result = {"index": index, "status": "failed", "metrics": {},
                           "error": f"{type(exc).__name__}: {exc}"}
             results[index] = result
@@ -739,6 +772,14 @@ class _Runner:
             for fut in cf.as_completed(pending):
                 collect(fut)
             return results
+        except BrokenProcessPool as exc:
+            for fut in futures:
+                fut.cancel()
+            raise RuntimeError(
+                f"{self.where}: a worker process exited before it finished a trial "
+                f"({str(exc).rstrip('.')}). The usual cause is a script without a main guard: "
+                f"{_GUARD_ADVICE}; the worker's own error is printed above. Otherwise "
+                f"the objective crashed the worker (a segfault, or out of memory).") from None
         except BaseException:
             for fut in futures:
                 fut.cancel()
@@ -747,6 +788,7 @@ class _Runner:
     def close(self):
         if self.own:
             self.executor.shutdown(wait=True, cancel_futures=True)
+            os.unlink(self.payload)
 
 
 class _Progress:
@@ -853,6 +895,7 @@ def random_search(objective, space, n_trials, executor=None, seed=0, *,
         finished trial; "auto" is 1 when stderr is a terminal, else 0.
     """
     where = "random_search"
+    _check_not_importing_main(where)
     _check_objective(objective, where)
     _check_space(space, where)
     n_trials = check_scalar("n_trials", n_trials, where=where, low=1, integer=True)
@@ -923,7 +966,7 @@ def successive_halving(objective, space, n_configs, *, min_epochs=1, max_epochs=
     eta : int >= 2
         Budget growth and the inverse of the fraction kept per rung.
     workdir : folder or None
-        Where the checkpoints go (``trial-0007.npz`` for trial 7), kept after the search
+        Where the checkpoints go (``trial-0007.safetensors`` for trial 7), kept after the search
         (``Trial.checkpoint``); None uses a temporary folder, removed at the end. With a
         cluster's executor it must be a folder all workers share.
 
@@ -936,6 +979,7 @@ def successive_halving(objective, space, n_configs, *, min_epochs=1, max_epochs=
         scheduled, over all configurations) tell where the time went.
     """
     where = "successive_halving"
+    _check_not_importing_main(where)
     _check_objective(objective, where)
     _check_space(space, where)
     n_configs = check_scalar("n_configs", n_configs, where=where, low=1, integer=True)
@@ -973,7 +1017,7 @@ def successive_halving(objective, space, n_configs, *, min_epochs=1, max_epochs=
         folder = os.path.abspath(os.fsdecode(workdir))
         os.makedirs(folder, exist_ok=True)
     draws = [_trial_draws(space, seed, i) for i in range(n_configs)]
-    paths = [os.path.join(folder, f"trial-{i:04d}.npz") for i in range(n_configs)]
+    paths = [os.path.join(folder, f"trial-{i:04d}.safetensors") for i in range(n_configs)]
     latest = {}
     rungs = []
     epochs_trained = 0
@@ -1212,7 +1256,7 @@ class Babysitter(Callback):
 
     Commands come from another thread (``set_lr``, ``save_checkpoint``, ``stop``) or
     from a small JSON control file polled after every epoch, e.g. ``{"lr": 0.003}``,
-    ``{"checkpoint": true}``, ``{"checkpoint": "run-{epoch}.npz", "stop": true}``. The
+    ``{"checkpoint": true}``, ``{"checkpoint": "run-{epoch}.safetensors", "stop": true}``. The
     file is acted on each time it changes (written anew); what it holds when training
     starts is ignored, so a stale command does not fire. Commands take effect at the
     end of the current epoch, in this order: the learning rate (the next epoch uses
@@ -1402,7 +1446,7 @@ class Babysitter(Callback):
 
     def on_epoch_end(self, model, epoch, logs, history):
         from .io import save
-        done = epoch + 1
+        done = epoch   # counted from 1: the epochs done
         with self._lock:
             commands = self._read_control() if self.control is not None else {}
             commands.update(self._pending)
@@ -1414,7 +1458,7 @@ class Babysitter(Callback):
             self.lr_changes.append((done, old, model.optimizer.lr))
         if "checkpoint" in commands:
             path = self.checkpoint if commands["checkpoint"] is True else commands["checkpoint"]
-            path = path.format(epoch=done) if "{epoch" in path else path
+            path = _epoch_path(path, done)
             save(model, path)
             self.saved.append((done, path))
         if commands.get("stop"):

@@ -59,6 +59,7 @@ def warmup(dtypes=("float32",)):
                 model = _model(n_out, dtype)
                 model.fit(X, y, loss=loss, optimizer=optimizer, epochs=1,
                           batch_size=_BATCH, l2=1e-3, l1=1e-4)
+            model.fit(X, y, epochs=1, batch_size=_BATCH, sample_weight=np.ones(_ROWS))
             model.evaluate(X, y)
             model.predict(X)
     return time.perf_counter() - start

@@ -371,3 +371,14 @@ def shift_flip_images(X, channels, height, width, max_shift, flip, seed, step, r
     """``shift_images`` with the draws of ``image_draws`` (X: the rows from row_offset on)."""
     draws = image_draws(np.shape(X)[0], max_shift, flip, seed, step, row_offset)
     return shift_images(X, channels, height, width, draws)
+
+
+def weight_rows(w, per_row, dZ, row_loss):
+    """The weighted mean ``sum w_i l_i / (sum w * per_row)`` and dZ's rows scaled by
+    ``w_i n / sum w`` (0 and a zero dZ for a zero total), in float64."""
+    w = np.asarray(w, np.float64)
+    total = w.sum()
+    if total == 0:
+        return 0.0, np.zeros(dZ.shape)
+    scale = w * w.shape[0] / total
+    return float((w * row_loss).sum() / (total * per_row)), dZ.astype(np.float64) * scale[:, None]

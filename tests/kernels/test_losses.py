@@ -193,3 +193,20 @@ def test_count_binary_correct_matches_reference(dtype, rng, shape):
     expected = ref.count_binary_correct(Z, Y)
     assert got == expected
     assert 0 < expected < Z.size
+
+
+@pytest.mark.parametrize("per_row", [1, 3])
+def test_weight_rows_matches_reference(dtype, rng, tol, per_row):
+    """The weighted mean and dZ rows scaled by w_i n / sum w, against the float64
+    reference; a zero total gives 0 and a zero dZ."""
+    n, k = 37, 3
+    dZ = rng.standard_normal((n, k)).astype(dtype)
+    row_loss = rng.random(n) * 3
+    w = rng.random(n) * 2
+    w[::5] = 0.0
+    expected_loss, expected_dZ = ref.weight_rows(w, per_row, dZ, row_loss)
+    got = kernels.weight_rows(w, per_row, dZ, row_loss)
+    assert got == pytest.approx(expected_loss, rel=1e-13)
+    assert_allclose(dZ, expected_dZ, **tol(dtype))
+    assert kernels.weight_rows(np.zeros(n), per_row, dZ, row_loss) == 0.0
+    assert not dZ.any()

@@ -125,3 +125,155 @@ def test_cli_prints_the_diagnosis_and_saves_model_and_curves(mnist_folder, capsy
     model = nn.load(target)
     assert model.standardizer is not None  # predicts on raw pixels
     assert model.predict_classes(np.zeros((1, 784))).shape == (1,)
+
+
+# -- every option is checked before training ------------------------------------------------
+
+def usage_error(capsys, argv):
+    """The stderr of ``main(argv)``, which must end with a usage error (exit code 2)."""
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith("usage: python -m nn")   # nothing ran
+    return err
+
+
+def threads_above_the_cpus():
+    import numba
+    return str(numba.config.NUMBA_NUM_THREADS + 1)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--threads", "0"], "--threads must be in [1, "),
+    (["--threads", threads_above_the_cpus()], "--threads must be in [1, "),
+    (["--epochs", "0"], "--epochs must be >= 1; got 0"),
+    (["--epochs", "two"], "argument --epochs: invalid int value: 'two'"),
+    (["--lr", "-1"], "--lr must be > 0; got -1.0"),
+    (["--lr", "nan"], "--lr must be > 0; got nan"),
+    (["--batch-size", "0"], "--batch-size must be >= 1; got 0"),
+    (["--hidden", "8", "0"], "--hidden must be >= 1; got 0"),
+    (["--l2", "-1"], "--l2 must be >= 0; got -1.0"),
+    (["--seed", "-1"], "--seed must be >= 0; got -1"),
+    (["--base-error", "1.5"], "--base-error must be in [0, 1]; got 1.5"),
+    (["--dtype", "float16"], "argument --dtype: invalid choice: 'float16'"),
+    (["--activation", "gelu"], "argument --activation: invalid choice: 'gelu'"),
+    (["--data", "no-such-folder"], "--data must be a folder of MNIST-format files; got "
+                                   "'no-such-folder', which does not exist"),
+])
+def test_cli_rejects_bad_values_with_a_usage_error(capsys, argv, message):
+    assert message in usage_error(capsys, argv)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--trials", "0"], "--trials must be >= 1; got 0"),
+    (["--epochs", "0"], "--epochs must be >= 1; got 0"),
+    (["--min-epochs", "0"], "--min-epochs must be >= 1; got 0"),
+    (["--workers", "-1"], "--workers must be >= 0; got -1"),
+    (["--threads", "0"], "--threads must be in [1, "),
+    (["--threads", threads_above_the_cpus()], "--threads must be in [1, "),
+    (["--seed", "-1"], "--seed must be >= 0; got -1"),
+    (["--eta", "1"], "--eta must be >= 2; got 1"),
+    (["--lr", "0", "1"], "--lr must be two numbers LOW HIGH with 0 < LOW < HIGH; got 0.0 1.0"),
+    (["--lr", "0.1", "0.01"], "0 < LOW < HIGH; got 0.1 0.01"),
+    (["--hidden", "0", "8"], "--hidden must be two sizes LOW HIGH with 1 <= LOW <= HIGH"),
+    (["--hidden", "16", "8"], "1 <= LOW <= HIGH; got 16 8"),
+    (["--halving", "--min-epochs", "4", "--epochs", "2"],
+     "--min-epochs (4) must be <= --epochs (2)"),
+    (["--plot", "x.png", "--no-plot"], "argument --no-plot: not allowed with argument --plot"),
+    (["--data", "no-such-folder"], "--data must be a folder of MNIST-format files"),
+])
+def test_cli_tune_rejects_bad_values_with_a_usage_error(capsys, argv, message):
+    err = usage_error(capsys, ["tune", *argv])
+    assert err.startswith("usage: python -m nn tune") and message in err
+
+
+@pytest.mark.parametrize("option", ["--save", "--plot", "tune --plot"])
+def test_cli_checks_output_paths_before_training(capsys, tmp_path, option):
+    *command, option = option.split()
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("")
+    missing = tmp_path / "missing"
+    for path, message in (
+            (missing / "out.x", f"must be a file in an existing folder; got "
+                                f"'{missing / 'out.x'}', and {missing} is not a folder"),
+            (a_file / "out.x", f"must be a file in an existing folder; got "
+                               f"'{a_file / 'out.x'}', and {a_file} is not a folder"),
+            (tmp_path, f"must be a file name; got '{tmp_path}', a folder")):
+        assert f"{option} {message}" in usage_error(capsys, [*command, option, str(path)])
+
+
+def test_cli_refuses_an_output_folder_it_cannot_write(capsys, tmp_path, monkeypatch):
+    import tempfile
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    err = usage_error(capsys, ["--save", str(tmp_path / "model.npz")])
+    assert (f"--save must be a file in a writable folder; got '{tmp_path / 'model.npz'}', "
+            f"and {tmp_path} cannot be written (Permission denied)") in err
+
+
+@pytest.fixture
+def no_matplotlib(monkeypatch):
+    for name in ("matplotlib", "matplotlib.figure"):
+        monkeypatch.setitem(sys.modules, name, None)
+
+
+def test_cli_plot_without_matplotlib_is_an_error_before_training(capsys, tmp_path,
+                                                                  no_matplotlib):
+    err = usage_error(capsys, ["--plot", str(tmp_path / "curves.png")])
+    assert '--plot needs matplotlib, which is not installed: pip install "numba-nn[plot]"' \
+        in err
+    err = usage_error(capsys, ["tune", "--plot", str(tmp_path / "lr.png")])
+    assert '"numba-nn[plot]"' in err
+    assert not list(tmp_path.iterdir())
+
+
+def test_cli_save_without_matplotlib_saves_the_model_and_says_why_no_png(
+        capsys, tmp_path, no_matplotlib):
+    target = tmp_path / "model.npz"
+    assert main(["--hidden", "4", "--epochs", "1", "--quiet", "--save", str(target)]) == 0
+    out, err = capsys.readouterr()
+    assert err.startswith("note: no training curves next to the model: they need matplotlib")
+    assert f"model saved to {target}" in out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.npz"]
+
+
+def test_cli_tune_default_plot_without_matplotlib_is_a_note(capsys, tmp_path, monkeypatch,
+                                                            no_matplotlib):
+    monkeypatch.chdir(tmp_path)
+    code = main(["tune", "--trials", "1", "--epochs", "1", "--workers", "0", "--hidden", "4",
+                 "8", "--quiet"])
+    assert code == 0
+    out, err = capsys.readouterr()
+    assert err.startswith('note: no PNG: it needs matplotlib, which is not installed: pip '
+                          'install "numba-nn[plot]"')
+    assert "best: trial 0" in out and not list(tmp_path.iterdir())
+
+
+def test_cli_keeps_the_model_when_saving_fails_at_the_end(capsys, tmp_path, monkeypatch):
+    import errno
+    real_save = nn.save
+    calls = []
+
+    def save(model, path):
+        calls.append(str(path))
+        if len(calls) == 1:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return real_save(model, path)
+    monkeypatch.setattr(nn, "save", save)
+    here = tmp_path / "here"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    target = tmp_path / "model.npz"
+    code = main(["--hidden", "4", "--epochs", "1", "--quiet", "--save", str(target)])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert f"error: cannot save the model to {target}: [Errno 28] No space left on device" \
+        in err
+    rescued = list(here.glob("model-*.safetensors"))
+    assert len(rescued) == 1 and calls == [str(target), str(rescued[0])]
+    assert f"the model was saved to {rescued[0]} instead" in err
+    assert nn.load(rescued[0]).predict_classes(np.zeros((1, 64))).shape == (1,)
+    assert not target.exists()

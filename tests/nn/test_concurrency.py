@@ -78,7 +78,7 @@ def test_inference_from_many_threads_equals_serial_bit_for_bit(dtype, one_thread
 def _blocking_fit(model, X, y, started, release, errors):
     class Hold(nn.Callback):
         def on_epoch_end(self, model, epoch, logs, history):
-            if epoch == 0:
+            if epoch == 1:
                 started.set()
                 release.wait(30)
 
@@ -159,6 +159,7 @@ def test_predict_memory_is_bounded_by_the_chunk_and_nothing_stays_held():
                           seed=0)
     rng = np.random.default_rng(4)
     model.standardizer = nn.data.Standardizer().fit(rng.standard_normal((50, 400)))
+    model.loss = nn.SoftmaxCrossEntropy()
     X = rng.standard_normal((20_000, 400))                    # 64 MB of float64
     model.predict(X[:10], batch_size=500)                     # compile outside the trace
     output_bytes = X.shape[0] * 10 * 4
@@ -182,6 +183,7 @@ def test_predict_memory_is_bounded_by_the_chunk_and_nothing_stays_held():
 
 def test_inference_without_a_fit_and_output_checks():
     model = nn.Sequential([nn.Dense(3, 2)], seed=0)
+    model.loss = nn.MeanSquaredError()
     np.testing.assert_array_equal(model.predict(np.ones((5, 3)), batch_size=2),
                                   model.forward(np.ones((5, 3))))
     with pytest.raises(ValueError, match=r"Sequential.predict: X must have 3 columns"):
@@ -192,6 +194,7 @@ def test_inference_without_a_fit_and_output_checks():
 
 def test_a_thread_started_later_runs_with_the_chosen_thread_counts(one_thread):
     model = nn.Sequential([nn.Dense(3, 2)], seed=0)
+    model.loss = nn.MeanSquaredError()
     seen = []
 
     def serve():

@@ -126,6 +126,10 @@ def test_dataset_converts_and_is_frozen():
     with pytest.raises(dataclasses.FrozenInstanceError):
         ds.n_classes = 3
     assert "n_samples=3" in repr(ds)
+    X, y = ds
+    assert X is ds.X and y is ds.y
+    X, y = load_digits()
+    assert X.shape == (1797, 64) and y.shape == (1797,)
 
 
 @pytest.mark.parametrize(

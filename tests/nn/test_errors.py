@@ -57,7 +57,9 @@ def fit_float32(**overrides):
 
 
 def predict(X):
-    return _model().predict(X)
+    model = _model()
+    model.loss = nn.SoftmaxCrossEntropy()
+    return model.predict(X)
 
 
 def evaluate(**kwargs):
@@ -247,11 +249,11 @@ CASES = [
      r"Sequential\.fit: callbacks must be nn\.Callback objects; got 'stop early'"),
     # ---- fit: validation_data
     (fit, dict(validation_data=_X()), TypeError,
-     r"Sequential\.fit: validation_data must be a pair \(X_dev, y_dev\); got ndarray"),
+     r"Sequential\.fit: validation_data must be \(X_dev, y_dev\) or \(X_dev, y_dev, sample_weight_dev\); got ndarray"),
     (fit, dict(validation_data=(_X(),)), TypeError,
-     r"validation_data must be a pair \(X_dev, y_dev\); got tuple"),
-    (fit, dict(validation_data=(_X(), _y(), _y())), TypeError,
-     r"validation_data must be a pair \(X_dev, y_dev\); got tuple"),
+     r"validation_data must be \(X_dev, y_dev\) or \(X_dev, y_dev, sample_weight_dev\); got tuple"),
+    (fit, dict(validation_data=(_X(), _y(), _y(), _y())), TypeError,
+     r"validation_data must be \(X_dev, y_dev\) or \(X_dev, y_dev, sample_weight_dev\); got tuple"),
     (fit, dict(validation_data=(_X(4, 5), _y(4))), ValueError,
      r"Sequential\.fit: X_dev must have 3 columns \(features\); got shape \(4, 5\)"),
     (fit, dict(validation_data=(_with(np.nan), _y())), ValueError,

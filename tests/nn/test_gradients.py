@@ -169,8 +169,11 @@ def test_gradient_check_leaves_a_float64_model_unchanged():
 
 def test_gradient_check_returns_a_float():
     X, y = data()
-    error = nn.gradient_check(build("tanh", False), X, y, loss=nn.SoftmaxCrossEntropy)
-    assert type(error) is float  # a loss class is accepted like an instance
+    error = nn.gradient_check(build("tanh", False), X, y, loss=nn.SoftmaxCrossEntropy())
+    assert type(error) is float
+    with pytest.raises(TypeError, match=r"got the class nn.SoftmaxCrossEntropy itself. "
+                                        r"Call it: loss=nn.SoftmaxCrossEntropy\(\)"):
+        nn.gradient_check(build("tanh", False), X, y, loss=nn.SoftmaxCrossEntropy)
 
 
 # ---------------------------------------------------------------- planted bugs
@@ -249,8 +252,8 @@ def test_gradient_check_fails_on_a_planted_wrong_loss_gradient(monkeypatch):
     assert nn.gradient_check(model, X, T, loss=loss) < PASS
     real = nn.MeanSquaredError.loss_and_grad
 
-    def wrong(self, out, T, dout, row_loss):
-        value = real(self, out, T, dout, row_loss)
+    def wrong(self, out, T, dout, row_loss, weights=None):
+        value = real(self, out, T, dout, row_loss, weights)
         dout *= 1.01
         return value
     monkeypatch.setattr(nn.MeanSquaredError, "loss_and_grad", wrong)

@@ -285,10 +285,13 @@ def test_predict_gives_sigmoid_probabilities_for_bce(blobs):
     np.testing.assert_allclose(probs, 1 / (1 + np.exp(-model.forward(X))), rtol=1e-12)
 
 
-def test_predict_before_fit_and_for_mse_is_the_raw_output(blobs):
+def test_predict_needs_a_loss_and_is_the_raw_output_for_mse(blobs):
     X, y = blobs
     model = two_layer(n_out=2)
-    np.testing.assert_array_equal(model.predict(X), model.forward(X))
+    with pytest.raises(ValueError, match=r"Sequential.predict: the model has no loss yet"):
+        model.predict(X)
+    model.loss = nn.SoftmaxCrossEntropy()   # known without a fit: probabilities
+    np.testing.assert_allclose(model.predict(X).sum(axis=1), 1, rtol=1e-6)
     model.fit(X, X[:, :2], loss=nn.MeanSquaredError(), epochs=1)
     np.testing.assert_array_equal(model.predict(X), model.forward(X))
 

@@ -141,8 +141,8 @@ def test_fit_any_schedule_sets_the_epoch_rate(blobs, schedule):
     X, y = blobs
     history = _model().fit(X, y, loss=nn.SoftmaxCrossEntropy(), optimizer=nn.Adam(),
                            epochs=5, batch_size=32, schedule=schedule, initial_epoch=1)
-    assert history.epochs == [1, 2, 3, 4]
-    assert history["lr"] == [schedule(e) for e in (1, 2, 3, 4)]
+    assert history.epochs == [2, 3, 4, 5]                        # counted from 1
+    assert history["lr"] == [schedule(e) for e in (1, 2, 3, 4)]  # epochs done before
 
 
 def test_fit_per_step_schedule_is_called_with_the_global_step(blobs):

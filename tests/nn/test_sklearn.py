@@ -30,7 +30,21 @@ FAST = dict(hidden_layer_sizes=(8,), epochs=20, learning_rate=0.01, batch_size=1
 #: every check that applies passes. (Two are skipped by scikit-learn itself when their
 #: dependency is absent: check_array_api_input without SCIPY_ARRAY_API set and an array
 #: API library, check_classifier_data_not_an_array without pandas.)
-EXPECTED_FAILED_CHECKS = {}
+EXPECTED_FAILED_CHECKS = {
+    "check_sample_weight_equivalence_on_dense_data":
+        "shuffled mini-batches: a row of weight 2 is not the row twice in other batches "
+        "(scikit-learn's own SGD-trained estimators fail it too); tests/nn/test_weights.py "
+        "checks the equivalence with full-batch steps",
+}
+
+#: The momentum configuration learns slowly: 20 epochs (80 steps at lr 0.01) leave the
+#: 3-class blobs of check_class_weight_classifiers at 64% class-0 predictions. The check
+#: raises ``max_iter``, which this estimator calls ``epochs``; with epochs=100 it
+#: predicts class 0 for every test row (test_class_weight_turns_predictions).
+SLOW_TO_CONVERGE = {
+    "check_class_weight_classifiers": "20 epochs of momentum SGD do not converge; the "
+                                      "check raises max_iter, not epochs",
+}
 
 #: Short fits here stop at ``epochs`` before converging, which scikit-learn's way warns
 #: about; test_too_few_epochs_warn_about_convergence checks the warning.
@@ -44,7 +58,8 @@ pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceW
         MLPClassifier(**FAST, early_stopping=True, patience=3, standardize=True,
                       optimizer="momentum", dtype="float64"),
     ],
-    expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS,
+    expected_failed_checks=lambda est: {**EXPECTED_FAILED_CHECKS, **(
+        SLOW_TO_CONVERGE if est.optimizer == "momentum" else {})},
 )
 def test_sklearn_estimator_checks(estimator, check):
     check(estimator)
@@ -106,7 +121,7 @@ def test_get_params_set_params_clone_round_trip():
                   learning_rate=0.02, momentum=0.5, l2=1e-3, keep_prob=0.7, batch_norm=True,
                   batch_size=64, epochs=7, early_stopping=True, validation_fraction=0.2,
                   patience=4, tol=1e-3, standardize=True, dtype="float64", random_state=3,
-                  verbose=0)
+                  verbose=0, class_weight={0: 2.0})
     est = MLPClassifier(**params)
     assert est.get_params() == params
     default = MLPClassifier()
@@ -397,3 +412,24 @@ def test_pickle_round_trip_gives_a_trainable_model(blobs3):
               batch_size=16, verbose=0)
     assert not np.array_equal(model.params, before)
     assert not np.array_equal(again.predict_proba(X), est.predict_proba(X))
+
+
+def test_class_weight_turns_predictions():
+    """check_class_weight_classifiers's problem with epochs=100: classes 1 and 2 weigh
+    1e-7 of class 0, so every test row is predicted as class 0; unweighted, not."""
+    from sklearn.datasets import make_blobs
+    from sklearn.model_selection import train_test_split
+    X, y = make_blobs(centers=3, random_state=0, cluster_std=20)
+    Xtr, Xte, ytr, _ = train_test_split(X, y, test_size=0.5, random_state=0)
+    params = dict(hidden_layer_sizes=(8,), epochs=100, learning_rate=0.01, batch_size=16,
+                  early_stopping=True, patience=20, standardize=True, optimizer="momentum",
+                  dtype="float64", random_state=0)
+    weighted = MLPClassifier(**params, class_weight={0: 1000, 1: 1e-4, 2: 1e-4})
+    assert np.mean(weighted.fit(Xtr, ytr).predict(Xte) == 0) == 1.0
+    assert np.mean(MLPClassifier(**params).fit(Xtr, ytr).predict(Xte) == 0) < 0.6
+    # sample_weight enters the same way, and labels key class_weight
+    w = np.where(ytr == 0, 1000, 1e-4)
+    by_row = MLPClassifier(**params).fit(Xtr, ytr, sample_weight=w)
+    np.testing.assert_array_equal(by_row.predict_proba(Xte), weighted.predict_proba(Xte))
+    with pytest.raises(ValueError, match=r"class_weight names labels \[7\]"):
+        MLPClassifier(**params, class_weight={7: 1.0}).fit(Xtr, ytr)

@@ -203,7 +203,7 @@ def test_history_records_every_metric_per_epoch(blobs):
                                     "time"}
     for key in history.history:
         assert key in history and len(history[key]) == 4
-    assert history.epochs == [0, 1, 2, 3]
+    assert history.epochs == [1, 2, 3, 4]
     assert history["lr"] == [0.1] * 4
     assert all(t > 0 for t in history["time"])
     assert all(0.0 <= a <= 1.0 for a in history["accuracy"] + history["dev_accuracy"])
@@ -232,8 +232,8 @@ def test_fit_schedule_sets_lr_per_epoch_and_initial_epoch_resumes_the_count():
         return 0.1 / (1 + epoch)
     history = small_model().fit(X, y, loss=nn.SoftmaxCrossEntropy(), epochs=5,
                                 initial_epoch=2, schedule=schedule)
-    assert calls == [2, 3, 4]
-    assert history.epochs == [2, 3, 4]
+    assert calls == [2, 3, 4]       # epochs done before each one
+    assert history.epochs == [3, 4, 5]  # counted from 1, as printed
     assert history["lr"] == pytest.approx([0.1 / 3, 0.1 / 4, 0.1 / 5])
 
 
@@ -248,15 +248,15 @@ def test_fit_callbacks_are_called_and_can_stop_training():
         def on_epoch_end(self, model, epoch, logs, history):
             events.append(epoch)
             assert set(logs) >= {"loss", "accuracy", "lr", "time"}
-            if epoch == 2:
+            if epoch == 3:
                 model.stop_training = True
 
         def on_train_end(self, model, history):
             events.append("end")
     history = small_model().fit(X, y, loss=nn.SoftmaxCrossEntropy(), epochs=10,
                                 callbacks=[Stopper()])
-    assert events == ["begin", 0, 1, 2, "end"]
-    assert history.epochs == [0, 1, 2] and history.stopped_epoch == 2
+    assert events == ["begin", 1, 2, 3, "end"]
+    assert history.epochs == [1, 2, 3] and history.stopped_epoch == 3
 
 
 def test_fit_verbose_2_prints_one_line_per_epoch_to_stderr(capsys):
@@ -425,7 +425,7 @@ def test_fit_divergence_leaves_weights_that_give_a_finite_cost(dtype, loss_name)
     T = y if loss_name == "softmax" else 3.0 * X[:, :1]
     model = nn.Sequential([nn.Dense(5, 16, activation="relu"), nn.Dense(16, out)],
                           dtype=dtype, seed=0)
-    snapshots = {-1: model.params.copy()}  # the weights at the end of each epoch
+    snapshots = {0: model.params.copy()}  # the weights at the end of each epoch
 
     class Snapshot(nn.Callback):
         def on_epoch_end(self, model, epoch, logs, history):
@@ -433,10 +433,10 @@ def test_fit_divergence_leaves_weights_that_give_a_finite_cost(dtype, loss_name)
     with pytest.raises(nn.DivergenceError) as info:
         model.fit(X, T, loss=loss, optimizer=nn.SGD(lr=1e3), epochs=100, batch_size=64,
                   callbacks=[Snapshot()])
-    failed, kept = map(int, re.search(r"at epoch (\d+), step 0; the model keeps the "
+    failed, kept = map(int, re.search(r"at epoch (\d+), step 1; the model keeps the "
                                       r"weights from the start of epoch (\d+)",
                                       str(info.value)).groups())
-    assert failed >= 1 and kept == failed - 1
+    assert failed >= 2 and kept == failed - 1
     assert model.params.tobytes() == snapshots[kept - 1].tobytes()
     assert np.isfinite(model.params).all()
     assert np.isfinite(model.evaluate(X, T, loss=loss)["loss"])
@@ -448,6 +448,6 @@ def test_fit_divergence_in_the_first_step_keeps_the_initial_weights():
     for layer in model.layers:  # the float32 output overflows at once
         layer.W[...] = 1e30
     before = model.params.tobytes()
-    with pytest.raises(nn.DivergenceError, match="epoch 0, step 0"):
+    with pytest.raises(nn.DivergenceError, match="epoch 1, step 1"):
         model.fit(X, X[:, :1] * 0, loss=nn.MeanSquaredError(), epochs=2)
     assert model.params.tobytes() == before

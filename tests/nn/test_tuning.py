@@ -518,8 +518,8 @@ def test_successive_halving_resumes_to_the_bits_of_training_straight(halving, ob
                                                                     tmp_path):
     results, workdir = halving
     best = results.best
-    assert best.checkpoint == os.path.join(str(workdir), f"trial-{best.index:04d}.npz")
-    assert sorted(os.listdir(workdir)) == [f"trial-{i:04d}.npz" for i in range(9)]
+    assert best.checkpoint == os.path.join(str(workdir), f"trial-{best.index:04d}.safetensors")
+    assert sorted(os.listdir(workdir)) == [f"trial-{i:04d}.safetensors" for i in range(9)]
     straight = tmp_path / "straight.npz"
     metrics = objective(best.params, seed=best.seed, epochs=9, checkpoint=straight)
     assert nn.load(best.checkpoint).params.tobytes() == nn.load(straight).params.tobytes()
@@ -592,7 +592,7 @@ def sitter_model(seed=0):
 
 
 class WriteAt(nn.Callback):
-    """Writes the control file after given epochs (0-based): {epoch: commands}."""
+    """Writes the control file after given epochs (counted from 1): {epoch: commands}."""
 
     def __init__(self, path, plan):
         self.path, self.plan = path, plan
@@ -619,24 +619,24 @@ def run_fit(model, digits, epochs, callbacks=(), **extra):
 
 def test_babysitter_control_file_changes_lr_checkpoints_and_stops(digits, tmp_path):
     control = tmp_path / "control.json"
-    ckpt = str(tmp_path / "ckpt-{epoch}.npz")
+    ckpt = str(tmp_path / "ckpt-{epoch}.safetensors")
     sitter = Babysitter(control=control, checkpoint=ckpt)
-    plan = {1: {"lr": 0.002}, 2: {"lr": 0.002, "checkpoint": True}, 4: {"stop": True}}
+    plan = {2: {"lr": 0.002}, 3: {"lr": 0.002, "checkpoint": True}, 5: {"stop": True}}
     model = sitter_model()
     history = run_fit(model, digits, 10, [WriteAt(control, plan), sitter])
     assert sitter.lr_changes == [(2, 0.01, 0.002)]
     assert history["lr"] == [0.01, 0.01, 0.002, 0.002, 0.002]
-    assert sitter.saved == [(3, str(tmp_path / "ckpt-3.npz"))]
-    assert history.epochs == [0, 1, 2, 3, 4]
+    assert sitter.saved == [(3, str(tmp_path / "ckpt-3.safetensors"))]
+    assert history.epochs == [1, 2, 3, 4, 5]
     assert history.stop_reason == "stopped by the Babysitter after epoch 5"
     assert sitter.epoch == 5 and set(sitter.logs) >= {"loss", "dev_accuracy", "lr"}
 
     # Resume from the checkpoint: the same bits as the run that went on from it.
     straight = sitter_model()
     straight_sitter = Babysitter(control=tmp_path / "c2.json")
-    run_fit(straight, digits, 6, [WriteAt(tmp_path / "c2.json", {1: {"lr": 0.002}}),
+    run_fit(straight, digits, 6, [WriteAt(tmp_path / "c2.json", {2: {"lr": 0.002}}),
                                   straight_sitter])
-    resumed = nn.load(tmp_path / "ckpt-3.npz")
+    resumed = nn.load(tmp_path / "ckpt-3.safetensors")
     assert resumed.optimizer.lr == 0.002
     kw = fit_kwargs(digits, 6)
     resumed.fit(kw.pop("X"), kw.pop("y"), **{**kw, "optimizer": None}, initial_epoch=3)
@@ -647,11 +647,11 @@ def test_babysitter_ignores_a_stale_control_file_and_survives_bad_ones(digits, t
     control = tmp_path / "control.json"
     control.write_text(json.dumps({"stop": True, "lr": 5.0}))     # left by an earlier run
     sitter = Babysitter(control=control)
-    plan = {0: "{not json", 1: {"lr": -1}, 2: {"checkpoint": True}, 3: {"speed": 2}}
+    plan = {1: "{not json", 2: {"lr": -1}, 3: {"checkpoint": True}, 4: {"speed": 2}}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         history = run_fit(sitter_model(), digits, 5, [WriteAt(control, plan), sitter])
-    assert history.epochs == [0, 1, 2, 3, 4] and history.stop_reason is None
+    assert history.epochs == [1, 2, 3, 4, 5] and history.stop_reason is None
     assert sitter.lr_changes == [] and sitter.saved == []
     messages = [str(w.message) for w in caught]
     for words in ("is not valid JSON", "lr must be a number > 0; got -1",

@@ -58,17 +58,17 @@ def test_early_stopping_stops_and_restores_the_best_epoch(tmp_path):
     Xtr, Xdev = scaler.transform(Xtr), scaler.transform(Xdev)
     model = _mlp()
     stop = nn.EarlyStopping("dev_loss", patience=3)
-    best = nn.ModelCheckpoint(tmp_path / "best.npz", monitor="dev_loss")
+    best = nn.ModelCheckpoint(tmp_path / "best.safetensors", monitor="dev_loss")
     history = model.fit(Xtr, ytr, loss=nn.SoftmaxCrossEntropy(), optimizer=nn.Adam(0.01),
                         epochs=200, validation_data=(Xdev, ydev), callbacks=[stop, best])
     losses = history["dev_loss"]
     assert history.stopped_epoch is not None and history.stopped_epoch < 199
     assert history.stopped_epoch == stop.best_epoch + 3
-    assert stop.best == min(losses) == losses[stop.best_epoch]
+    assert stop.best == min(losses) == losses[stop.best_epoch - 1]
     assert "EarlyStopping" in history.stop_reason and "dev_loss" in history.stop_reason
     # restored: the model's dev loss is the best epoch's, and equals the checkpoint's
     assert model.evaluate(Xdev, ydev)["loss"] == pytest.approx(stop.best, rel=1e-6)
-    saved = nn.load(tmp_path / "best.npz")
+    saved = nn.load(tmp_path / "best.safetensors")
     np.testing.assert_array_equal(saved.params, model.params)
 
 
@@ -81,7 +81,7 @@ def test_early_stopping_on_accuracy_and_without_restore():
     history = model.fit(Xtr, ytr, loss=nn.SoftmaxCrossEntropy(), optimizer=nn.Adam(0.01),
                         epochs=50, validation_data=(Xdev, ydev), callbacks=[stop])
     # no later epoch beats the first by 0.5: stops after 1 + patience epochs
-    assert history.epochs == [0, 1, 2] and stop.best_epoch == 0
+    assert history.epochs == [1, 2, 3] and stop.best_epoch == 1
     assert "weights restored" not in history.stop_reason
 
 
@@ -90,7 +90,7 @@ def test_early_stopping_needs_its_metric():
     with pytest.raises(ValueError, match="validation_data"):
         _mlp().fit(Xtr / 16, ytr, loss=nn.SoftmaxCrossEntropy(), epochs=3,
                    callbacks=[nn.EarlyStopping("dev_loss")])
-    with pytest.raises(ValueError, match="unknown monitor"):
+    with pytest.raises(ValueError, match="use 'dev_loss'"):
         nn.EarlyStopping("val_loss")
     with pytest.raises(ValueError, match="patience"):
         nn.EarlyStopping(patience=0)
@@ -117,12 +117,12 @@ def test_early_stopping_restores_batchnorm_statistics():
 
 def test_checkpoint_every_n_epochs_with_epoch_in_the_name(tmp_path):
     Xtr, ytr, _, _ = _digits()
-    ck = nn.ModelCheckpoint(tmp_path / "ck-{epoch}.npz", every=2)
+    ck = nn.ModelCheckpoint(tmp_path / "ck-{epoch}.safetensors", every=2)
     model = _mlp()
     model.fit(Xtr / 16, ytr, loss=nn.SoftmaxCrossEntropy(), epochs=5, callbacks=[ck])
     assert [e for e, _ in ck.saved] == [2, 4]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["ck-2.npz", "ck-4.npz"]
-    assert nn.load(tmp_path / "ck-4.npz").optimizer.state.step > 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ck-2.safetensors", "ck-4.safetensors"]
+    assert nn.load(tmp_path / "ck-4.safetensors").optimizer.state.step > 0
 
 
 def test_history_diagnoses_the_last_epoch():
