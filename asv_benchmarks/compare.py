@@ -39,7 +39,7 @@ if HERE not in sys.path:
     sys.path.insert(0, HERE)  # the asv suite's "benchmarks" package
 
 from benchmarks.common import MLP_WIDTHS as WIDTHS  # noqa: E402
-from benchmarks.common import build_mlp, mnist_like  # noqa: E402
+from benchmarks.common import build_mlp, mnist_like, torch_epoch, torch_mlp  # noqa: E402
 
 MODELS = ("mlp", "mlp+bn+dropout")
 KEEP_PROB = 0.8
@@ -47,28 +47,9 @@ LR = 1e-3
 
 
 def our_model(kind, seed=0):
-    import nn
     if kind == "mlp":
         return build_mlp(seed=seed)
-    layers = []
-    for a, b in zip(WIDTHS[:-2], WIDTHS[1:-1]):
-        layers += [nn.Dense(a, b, use_bias=False), nn.BatchNorm(b), nn.Activation("relu"),
-                   nn.Dropout(KEEP_PROB)]
-    layers.append(nn.Dense(WIDTHS[-2], WIDTHS[-1]))
-    return nn.Sequential(layers, seed=seed)
-
-
-def torch_model(torch, kind, seed=0):
-    torch.manual_seed(seed)
-    mods = []
-    for a, b in zip(WIDTHS[:-2], WIDTHS[1:-1]):
-        if kind == "mlp":
-            mods += [torch.nn.Linear(a, b), torch.nn.ReLU()]
-        else:
-            mods += [torch.nn.Linear(a, b, bias=False), torch.nn.BatchNorm1d(b),
-                     torch.nn.ReLU(), torch.nn.Dropout(1.0 - KEEP_PROB)]
-    mods.append(torch.nn.Linear(WIDTHS[-2], WIDTHS[-1]))
-    return torch.nn.Sequential(*mods).train()
+    return build_mlp(seed=seed, batch_norm=True, keep_prob=KEEP_PROB)
 
 
 def our_epoch(kind, X, y, batch):
@@ -77,22 +58,13 @@ def our_epoch(kind, X, y, batch):
     return lambda: model.fit(X, y, loss=loss, optimizer=opt, epochs=1, batch_size=batch)
 
 
-def torch_epoch(torch, kind, X, y, batch, fused):
-    model = torch_model(torch, kind)
+def their_epoch(torch, kind, X, y, batch, fused):
+    """One epoch of the PyTorch twin of ``our_model(kind)`` with torch.optim.Adam."""
+    bn_dropout = kind != "mlp"
+    model = torch_mlp(torch, batch_norm=bn_dropout,
+                      keep_prob=KEEP_PROB if bn_dropout else 1.0)
     opt = torch.optim.Adam(model.parameters(), lr=LR, fused=fused)
-    loss_fn = torch.nn.CrossEntropyLoss()
-    Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
-    gen = torch.Generator().manual_seed(0)
-    n = X.shape[0]
-
-    def epoch():
-        order = torch.randperm(n, generator=gen)
-        for lo in range(0, n, batch):
-            idx = order[lo:lo + batch]
-            opt.zero_grad(set_to_none=True)
-            loss_fn(model(Xt[idx]), yt[idx]).backward()
-            opt.step()
-    return epoch
+    return torch_epoch(torch, model, opt, X, y, batch)
 
 
 FLOPS_PER_SAMPLE = sum(6 * a * b for a, b in zip(WIDTHS[:-1], WIDTHS[1:])) \
@@ -157,8 +129,8 @@ def training_table(batches, threads_list, repeat, rows):
         for kind in MODELS:
             for batch in batches:
                 t = medians({"ours": our_epoch(kind, X, y, batch),
-                             "torch": torch_epoch(torch, kind, X, y, batch, False),
-                             "fused": torch_epoch(torch, kind, X, y, batch, True)}, repeat)
+                             "torch": their_epoch(torch, kind, X, y, batch, False),
+                             "fused": their_epoch(torch, kind, X, y, batch, True)}, repeat)
                 ours, default, fused = (rows / t[k] for k in ("ours", "torch", "fused"))
                 limit = sgemm_rate() / FLOPS_PER_SAMPLE
                 ratio = ours / max(default, fused)

@@ -31,7 +31,8 @@ CACHE_DIR = _cache.folder()
 with _cache.caching_in(CACHE_DIR):
     from . import blas
     from .blas import BACKEND as BLAS_BACKEND, gemm
-    from ._reduce import BLOCK_ROWS, PARALLEL_MIN_SIZE, column_sums, n_blocks, ordered_sum
+    from ._parallel import BLOCK_ROWS, PARALLEL_MIN_SIZE
+    from ._reduce import column_sums, n_blocks, ordered_sum
     from .activations import (
         ACT_IDENTITY, ACT_LEAKY_RELU, ACT_RELU, ACT_SIGMOID, ACT_TANH, ACTIVATION_CODES,
         LEAKY_RELU_SLOPE, activation_backward, activation_forward,

@@ -6,10 +6,9 @@ the pre-activation ``z`` and the activation ``a`` together, whichever is cheaper
 """
 import math
 
-import numpy as np
 from numba import njit, prange
 
-from ._reduce import PARALLEL_MIN_SIZE
+from ._parallel import PARALLEL_MIN_SIZE, serial_and_parallel
 
 ACT_IDENTITY = 0
 ACT_RELU = 1
@@ -29,15 +28,6 @@ ACTIVATION_CODES = {
     "tanh": ACT_TANH,
     "sigmoid": ACT_SIGMOID,
 }
-
-
-@njit(cache=True, inline="always")
-def sigmoid(z):
-    """Logistic function, stable for large ``|z|`` (no overflow in exp)."""
-    if z >= 0:
-        return 1.0 / (1.0 + math.exp(-z))
-    e = math.exp(z)
-    return e / (1.0 + e)
 
 
 @njit(cache=True, inline="always")
@@ -85,28 +75,20 @@ def _backward_row(z_row, a_row, da_row, act_code, dz_row):
         dz_row[j] = da_row[j] * activate_grad(z_row[j], a_row[j], act_code)
 
 
-@njit(cache=True)
-def _forward_serial(Z, act_code, A):
-    for i in range(Z.shape[0]):
-        _forward_row(Z[i], act_code, A[i])
-
-
-@njit(cache=True, parallel=True)
-def _forward_parallel(Z, act_code, A):
+def _forward(Z, act_code, A):
     for i in prange(Z.shape[0]):
         _forward_row(Z[i], act_code, A[i])
 
 
-@njit(cache=True)
-def _backward_serial(Z, A, dA, act_code, dZ):
-    for i in range(Z.shape[0]):
-        _backward_row(Z[i], A[i], dA[i], act_code, dZ[i])
+_forward_serial, _forward_parallel = serial_and_parallel(_forward)
 
 
-@njit(cache=True, parallel=True)
-def _backward_parallel(Z, A, dA, act_code, dZ):
+def _backward(Z, A, dA, act_code, dZ):
     for i in prange(Z.shape[0]):
         _backward_row(Z[i], A[i], dA[i], act_code, dZ[i])
+
+
+_backward_serial, _backward_parallel = serial_and_parallel(_backward)
 
 
 @njit(cache=True)

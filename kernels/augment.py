@@ -39,8 +39,8 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from ._parallel import PARALLEL_MIN_SIZE, serial_and_parallel
 from ._random import uniform_from_counter
-from ._reduce import PARALLEL_MIN_SIZE
 
 _TWO_PI = 2.0 * math.pi
 
@@ -73,16 +73,12 @@ def _noise_row(X, i, sigma, seed, step, out):
         out[i, j] = np.float64(X[i, j]) + sigma * (r * math.cos(t))
 
 
-@njit(cache=True)
-def _gaussian_noise_serial(X, sigma, seed, step, out):
-    for i in range(X.shape[0]):
-        _noise_row(X, i, sigma, seed, step, out)
-
-
-@njit(cache=True, parallel=True)
-def _gaussian_noise_parallel(X, sigma, seed, step, out):
+def _gaussian_noise(X, sigma, seed, step, out):
     for i in prange(X.shape[0]):
         _noise_row(X, i, sigma, seed, step, out)
+
+
+_gaussian_noise_serial, _gaussian_noise_parallel = serial_and_parallel(_gaussian_noise)
 
 
 @njit(cache=True)
@@ -165,16 +161,12 @@ def _shift_flip_row(X, i, channels, height, width, max_shift, flip, seed, step, 
                     out[i, row + x] = X[i, src + sx]
 
 
-@njit(cache=True)
-def _shift_flip_serial(X, channels, height, width, max_shift, flip, seed, step, out):
-    for i in range(X.shape[0]):
-        _shift_flip_row(X, i, channels, height, width, max_shift, flip, seed, step, out)
-
-
-@njit(cache=True, parallel=True)
-def _shift_flip_parallel(X, channels, height, width, max_shift, flip, seed, step, out):
+def _shift_flip(X, channels, height, width, max_shift, flip, seed, step, out):
     for i in prange(X.shape[0]):
         _shift_flip_row(X, i, channels, height, width, max_shift, flip, seed, step, out)
+
+
+_shift_flip_serial, _shift_flip_parallel = serial_and_parallel(_shift_flip)
 
 
 @njit(cache=True)

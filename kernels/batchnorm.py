@@ -24,7 +24,8 @@ Passes over the (n, d) data, each streaming whole rows: forward, one statistics 
 one normalize pass; backward, one sums pass then one dZ pass. (For activations other
 than identity and ReLU the sums pass first stores dY in dZ and the dZ pass reads it
 back.) The elementwise passes take chunks of ``ROW_CHUNK`` rows last chunk first, so the
-rows the previous pass read last are still in cache.
+rows the previous pass read last are still in cache. (``ROW_CHUNK`` and ``STAT_ROWS`` are
+set, with their reasons, in ``kernels._parallel``.)
 
 Statistics: the rows are cut into blocks of ``STAT_ROWS`` (fixed, whatever the thread
 count). One pass over block b (r rows) accumulates in float64 T = sum_i (z_i - K) and
@@ -44,10 +45,10 @@ in row order into the block's float64 accumulators; then S = sum dY * (Z - mean_
 (mean_f - mean) * dbeta, which is sum dY * (Z - mean) in exact arithmetic.
 
 Parallelism and determinism: blocks run in parallel (prange), each writing its own
-scratch rows, and are folded serially in block order; the elementwise passes are
-parallel over row chunks. No float sum depends on the thread count or on the variant:
-every result is the same bits for any thread count and for the serial and parallel
-variants. The inner loops run over a row's contiguous columns into per-column
+scratch rows, and are folded serially in block order (``_reduce.fold_rows``); the
+elementwise passes are parallel over row chunks. No float sum depends on the thread count
+or on the build: every result is the same bits for any thread count and for the serial
+and parallel builds. The inner loops run over a row's contiguous columns into per-column
 accumulator rows (acc[k] += ...): elementwise, so LLVM vectorizes them without
 reordering any column's sum (no fastmath). A vectorized loop runs only after a runtime
 check that its arrays do not overlap, so when dZ is dA, or the dZ pass reads dY back from
@@ -63,23 +64,13 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from ._reduce import PARALLEL_MIN_SIZE
+from ._parallel import PARALLEL_MIN_SIZE, ROW_CHUNK, STAT_ROWS, serial_and_parallel
+from ._reduce import fold_rows
 from .activations import ACT_IDENTITY, ACT_RELU, activate, activate_grad
-
-#: Rows per statistics block: each block's sums (four-row groups, in row order) go to
-#: their own scratch rows and the blocks are folded in order, whatever the thread count.
-#: A change changes result bits.
-STAT_ROWS = 128
 
 #: Scratch rows after the 2 * n_blocks block rows: 2 float64 rows of folded sums and
 #: 6 rows of per-feature coefficients in Z's dtype.
 _EXTRA_ROWS = 8
-
-#: Rows per chunk of the elementwise passes. Chunks run last to first (the rows the
-#: previous pass read last are still in cache), the rows of a chunk first to last (a
-#: backward walk over rows of one page each defeats the hardware prefetcher: 3x slower).
-#: No result depends on it.
-ROW_CHUNK = 32
 
 
 @njit(cache=True)
@@ -97,18 +88,6 @@ def batchnorm_scratch_rows(n):
     """Rows of the float64 scratch ``batchnorm_forward_train`` and ``batchnorm_backward``
     take for a batch of n rows: ``2 * ceil(n / STAT_ROWS) + 8`` (d columns)."""
     return 2 * _n_stat_blocks(n) + _EXTRA_ROWS
-
-
-@njit(cache=True, inline="always")
-def _fold(part, out):
-    # out[k] = sum over blocks of part[b, k], added in block order (the bits of
-    # _reduce.fold_blocks), row by row so the loop over k vectorizes.
-    for k in range(out.shape[0]):
-        out[k] = 0.0
-    for b in range(part.shape[0]):
-        pr = part[b]
-        for k in range(out.shape[0]):
-            out[k] += pr[k]
 
 
 @njit(cache=True, inline="always")
@@ -167,7 +146,7 @@ def _finish_stats(Z, scratch, nb, gamma, beta, running_mean, running_var, moment
     # coefficients of the normalize pass (mean, scale, beta in Z's dtype).
     n, d = Z.shape
     acc = scratch[2 * nb]
-    _fold(scratch[0:nb], acc)
+    fold_rows(scratch[0:nb], acc)
     for k in range(d):
         mean[k] = acc[k] / n
         acc[k] = 0.0
@@ -213,27 +192,8 @@ def _norm_row(Z, i, mf, gs, bf, act_code, A):
             ar[k] = activate((zr[k] - mf[k]) * gs[k] + bf[k], act_code)
 
 
-@njit(cache=True)
-def _bn_train_serial(Z, gamma, beta, running_mean, running_var, momentum, eps, act_code,
-                     mean, inv_std, A, scratch):
-    n, d = Z.shape
-    nb = _n_stat_blocks(n)
-    for b in range(nb):
-        _block_stats(Z, b, scratch[b], scratch[nb + b])
-    _finish_stats(Z, scratch, nb, gamma, beta, running_mean, running_var, momentum, eps,
-                  mean, inv_std)
-    mf = _coef(scratch, nb, 0, Z.dtype, d)
-    gs = _coef(scratch, nb, 1, Z.dtype, d)
-    bf = _coef(scratch, nb, 2, Z.dtype, d)
-    nc = _n_chunks(n)
-    for c in range(nc):
-        for i in range((nc - 1 - c) * ROW_CHUNK, min(n, (nc - c) * ROW_CHUNK)):
-            _norm_row(Z, i, mf, gs, bf, act_code, A)
-
-
-@njit(cache=True, parallel=True)
-def _bn_train_parallel(Z, gamma, beta, running_mean, running_var, momentum, eps, act_code,
-                       mean, inv_std, A, scratch):
+def _bn_train(Z, gamma, beta, running_mean, running_var, momentum, eps, act_code, mean,
+              inv_std, A, scratch):
     n, d = Z.shape
     nb = _n_stat_blocks(n)
     for b in prange(nb):
@@ -247,6 +207,9 @@ def _bn_train_parallel(Z, gamma, beta, running_mean, running_var, momentum, eps,
     for c in prange(nc):
         for i in range((nc - 1 - c) * ROW_CHUNK, min(n, (nc - c) * ROW_CHUNK)):
             _norm_row(Z, i, mf, gs, bf, act_code, A)
+
+
+_bn_train_serial, _bn_train_parallel = serial_and_parallel(_bn_train)
 
 
 @njit(cache=True)
@@ -288,16 +251,12 @@ def _infer_row(Z, i, gamma, beta, running_mean, inv_std, act_code, A):
         A[i, j] = activate(gamma[j] * x_hat + beta[j], act_code)
 
 
-@njit(cache=True)
-def _bn_infer_serial(Z, gamma, beta, running_mean, inv_std, act_code, A):
-    for i in range(Z.shape[0]):
-        _infer_row(Z, i, gamma, beta, running_mean, inv_std, act_code, A)
-
-
-@njit(cache=True, parallel=True)
-def _bn_infer_parallel(Z, gamma, beta, running_mean, inv_std, act_code, A):
+def _bn_infer(Z, gamma, beta, running_mean, inv_std, act_code, A):
     for i in prange(Z.shape[0]):
         _infer_row(Z, i, gamma, beta, running_mean, inv_std, act_code, A)
+
+
+_bn_infer_serial, _bn_infer_parallel = serial_and_parallel(_bn_infer)
 
 
 @njit(cache=True)
@@ -457,8 +416,8 @@ def _bwd_finish(Z, scratch, nb, gamma, mean, inv_std, dgamma, dbeta):
     t = Z.dtype.type
     s0 = scratch[2 * nb]
     s1 = scratch[2 * nb + 1]
-    _fold(scratch[0:nb], s0)
-    _fold(scratch[nb:2 * nb], s1)
+    fold_rows(scratch[0:nb], s0)
+    fold_rows(scratch[nb:2 * nb], s1)
     mf = _coef(scratch, nb, 0, Z.dtype, d)
     c_dy = _coef(scratch, nb, 3, Z.dtype, d)
     c_xc = _coef(scratch, nb, 4, Z.dtype, d)
@@ -475,34 +434,8 @@ def _bwd_finish(Z, scratch, nb, gamma, mean, inv_std, dgamma, dbeta):
         c_0[k] = t(-scale * (db / n))
 
 
-@njit(cache=True)
-def _bn_backward_serial(Z, A, dA, gamma, beta, mean, inv_std, act_code, dZ, dgamma, dbeta,
-                        scratch):
-    n, d = Z.shape
-    nb = _n_stat_blocks(n)
-    _bwd_prep(Z, scratch, nb, gamma, beta, mean, inv_std)
-    mf = _coef(scratch, nb, 0, Z.dtype, d)
-    gs = _coef(scratch, nb, 1, Z.dtype, d)
-    bf = _coef(scratch, nb, 2, Z.dtype, d)
-    same = dZ.ctypes.data == dA.ctypes.data
-    for b in range(nb):
-        _bwd_sums_block(Z, A, dA, dZ, b, mf, gs, bf, act_code, same, scratch[b],
-                        scratch[nb + b])
-    _bwd_finish(Z, scratch, nb, gamma, mean, inv_std, dgamma, dbeta)
-    c_dy = _coef(scratch, nb, 3, Z.dtype, d)
-    c_xc = _coef(scratch, nb, 4, Z.dtype, d)
-    c_0 = _coef(scratch, nb, 5, Z.dtype, d)
-    relu = act_code == ACT_RELU
-    in_place = same or not (act_code == ACT_IDENTITY or relu)  # dY is in dZ
-    nc = _n_chunks(n)
-    for c in range(nc):
-        for i in range((nc - 1 - c) * ROW_CHUNK, min(n, (nc - c) * ROW_CHUNK)):
-            _bwd_row(Z, dA, i, mf, gs, bf, c_dy, c_xc, c_0, relu, in_place, dZ)
-
-
-@njit(cache=True, parallel=True)
-def _bn_backward_parallel(Z, A, dA, gamma, beta, mean, inv_std, act_code, dZ, dgamma, dbeta,
-                          scratch):
+def _bn_backward(Z, A, dA, gamma, beta, mean, inv_std, act_code, dZ, dgamma, dbeta,
+                 scratch):
     n, d = Z.shape
     nb = _n_stat_blocks(n)
     _bwd_prep(Z, scratch, nb, gamma, beta, mean, inv_std)
@@ -523,6 +456,9 @@ def _bn_backward_parallel(Z, A, dA, gamma, beta, mean, inv_std, act_code, dZ, dg
     for c in prange(nc):
         for i in range((nc - 1 - c) * ROW_CHUNK, min(n, (nc - c) * ROW_CHUNK)):
             _bwd_row(Z, dA, i, mf, gs, bf, c_dy, c_xc, c_0, relu, in_place, dZ)
+
+
+_bn_backward_serial, _bn_backward_parallel = serial_and_parallel(_bn_backward)
 
 
 @njit(cache=True)

@@ -9,9 +9,10 @@ regularization enters the gradient; ``weight_penalty`` holds the matching cost t
 import numpy as np
 from numba import njit, prange
 
-from ._reduce import PARALLEL_MIN_SIZE, fold_blocks, BLOCK_ROWS
+from ._parallel import BLOCK_ROWS, PARALLEL_MIN_SIZE, serial_and_parallel
+from ._reduce import fold_blocks
 from .blas import gemm
-from .activations import activate, activate_grad
+from .activations import ACT_IDENTITY, activate, activate_grad
 
 
 @njit(cache=True, inline="always")
@@ -26,16 +27,12 @@ def _bias_act_row(z_row, b, act_code, a_row):
             a_row[j] = activate(z_row[j], act_code)
 
 
-@njit(cache=True)
-def _bias_act_serial(Z, b, act_code, A):
-    for i in range(Z.shape[0]):
-        _bias_act_row(Z[i], b, act_code, A[i])
-
-
-@njit(cache=True, parallel=True)
-def _bias_act_parallel(Z, b, act_code, A):
+def _bias_act(Z, b, act_code, A):
     for i in prange(Z.shape[0]):
         _bias_act_row(Z[i], b, act_code, A[i])
+
+
+_bias_act_serial, _bias_act_parallel = serial_and_parallel(_bias_act)
 
 
 @njit(cache=True)
@@ -70,16 +67,12 @@ def _grad_block(Z, A, dA, act_code, blk, dZ, scratch, with_bias):
                 scratch[blk, j] += g
 
 
-@njit(cache=True)
-def _grad_serial(Z, A, dA, act_code, dZ, scratch, with_bias):
-    for blk in range(scratch.shape[0]):
-        _grad_block(Z, A, dA, act_code, blk, dZ, scratch, with_bias)
-
-
-@njit(cache=True, parallel=True)
-def _grad_parallel(Z, A, dA, act_code, dZ, scratch, with_bias):
+def _grad(Z, A, dA, act_code, dZ, scratch, with_bias):
     for blk in prange(scratch.shape[0]):
         _grad_block(Z, A, dA, act_code, blk, dZ, scratch, with_bias)
+
+
+_grad_serial, _grad_parallel = serial_and_parallel(_grad)
 
 
 @njit(cache=True, inline="always")
@@ -131,7 +124,7 @@ def dense_backward(X, W, Z, A, dA, act_code, l2, l1, dZ, dW, db, dX, scratch):
     m = X.shape[0]
     with_bias = db.shape[0] != 0
     # Identity without bias into dZ aliasing dA has nothing to do.
-    if act_code != 0 or with_bias or dZ.ctypes.data != dA.ctypes.data:
+    if act_code != ACT_IDENTITY or with_bias or dZ.ctypes.data != dA.ctypes.data:
         if Z.size >= PARALLEL_MIN_SIZE:
             _grad_parallel(Z, A, dA, act_code, dZ, scratch, with_bias)
         else:

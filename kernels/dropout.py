@@ -9,8 +9,8 @@ reads, so backward never recomputes the hash.
 """
 from numba import njit, prange
 
+from ._parallel import PARALLEL_MIN_SIZE, serial_and_parallel
 from ._random import uniform_from_counter
-from ._reduce import PARALLEL_MIN_SIZE
 
 
 @njit(cache=True, inline="always")
@@ -33,28 +33,21 @@ def _backward_row(dA, i, mask, keep_prob, dX):
         dX[i, j] = dA[i, j] * scale if mask[i, j] else zero
 
 
-@njit(cache=True)
-def _dropout_forward_serial(X, keep_prob, seed, step, mask, out):
-    for i in range(X.shape[0]):
-        _forward_row(X, i, keep_prob, seed, step, mask, out)
-
-
-@njit(cache=True, parallel=True)
-def _dropout_forward_parallel(X, keep_prob, seed, step, mask, out):
+def _dropout_forward(X, keep_prob, seed, step, mask, out):
     for i in prange(X.shape[0]):
         _forward_row(X, i, keep_prob, seed, step, mask, out)
 
 
-@njit(cache=True)
-def _dropout_backward_serial(dA, mask, keep_prob, dX):
-    for i in range(dA.shape[0]):
-        _backward_row(dA, i, mask, keep_prob, dX)
+_dropout_forward_serial, _dropout_forward_parallel = serial_and_parallel(_dropout_forward)
 
 
-@njit(cache=True, parallel=True)
-def _dropout_backward_parallel(dA, mask, keep_prob, dX):
+def _dropout_backward(dA, mask, keep_prob, dX):
     for i in prange(dA.shape[0]):
         _backward_row(dA, i, mask, keep_prob, dX)
+
+
+_dropout_backward_serial, _dropout_backward_parallel = \
+    serial_and_parallel(_dropout_backward)
 
 
 @njit(cache=True)

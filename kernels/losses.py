@@ -17,7 +17,8 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from ._reduce import PARALLEL_MIN_SIZE, ordered_sum
+from ._parallel import PARALLEL_MIN_SIZE, serial_and_parallel
+from ._reduce import ordered_sum
 from .activations import ACT_SIGMOID, activate
 
 
@@ -39,18 +40,13 @@ def _softmax_ce_row(z, label, inv_n, dz):
     return math.log(s) + zmax - z[label]
 
 
-@njit(cache=True)
-def _softmax_ce_serial(Z, y, dZ, row_loss):
-    inv_n = 1.0 / Z.shape[0]
-    for i in range(Z.shape[0]):
-        row_loss[i] = _softmax_ce_row(Z[i], y[i], inv_n, dZ[i])
-
-
-@njit(cache=True, parallel=True)
-def _softmax_ce_parallel(Z, y, dZ, row_loss):
+def _softmax_ce(Z, y, dZ, row_loss):
     inv_n = 1.0 / Z.shape[0]
     for i in prange(Z.shape[0]):
         row_loss[i] = _softmax_ce_row(Z[i], y[i], inv_n, dZ[i])
+
+
+_softmax_ce_serial, _softmax_ce_parallel = serial_and_parallel(_softmax_ce)
 
 
 @njit(cache=True)
@@ -82,18 +78,13 @@ def _bce_row(z, t, inv_nk, dz):
     return acc
 
 
-@njit(cache=True)
-def _bce_serial(Z, Y, dZ, row_loss):
-    inv_nk = 1.0 / Z.size
-    for i in range(Z.shape[0]):
-        row_loss[i] = _bce_row(Z[i], Y[i], inv_nk, dZ[i])
-
-
-@njit(cache=True, parallel=True)
-def _bce_parallel(Z, Y, dZ, row_loss):
+def _bce(Z, Y, dZ, row_loss):
     inv_nk = 1.0 / Z.size
     for i in prange(Z.shape[0]):
         row_loss[i] = _bce_row(Z[i], Y[i], inv_nk, dZ[i])
+
+
+_bce_serial, _bce_parallel = serial_and_parallel(_bce)
 
 
 @njit(cache=True)
@@ -123,18 +114,13 @@ def _mse_row(a, t, two_over_nk, dz):
     return acc
 
 
-@njit(cache=True)
-def _mse_serial(A, Y, dA, row_loss):
-    two_over_nk = 2.0 / A.size
-    for i in range(A.shape[0]):
-        row_loss[i] = _mse_row(A[i], Y[i], two_over_nk, dA[i])
-
-
-@njit(cache=True, parallel=True)
-def _mse_parallel(A, Y, dA, row_loss):
+def _mse(A, Y, dA, row_loss):
     two_over_nk = 2.0 / A.size
     for i in prange(A.shape[0]):
         row_loss[i] = _mse_row(A[i], Y[i], two_over_nk, dA[i])
+
+
+_mse_serial, _mse_parallel = serial_and_parallel(_mse)
 
 
 @njit(cache=True)
@@ -168,16 +154,12 @@ def _softmax_row(z, p):
         p[j] = p[j] * inv
 
 
-@njit(cache=True)
-def _softmax_serial(Z, P):
-    for i in range(Z.shape[0]):
-        _softmax_row(Z[i], P[i])
-
-
-@njit(cache=True, parallel=True)
-def _softmax_parallel(Z, P):
+def _softmax(Z, P):
     for i in prange(Z.shape[0]):
         _softmax_row(Z[i], P[i])
+
+
+_softmax_serial, _softmax_parallel = serial_and_parallel(_softmax)
 
 
 @njit(cache=True)

@@ -13,18 +13,17 @@ All arrays are 1-D, C-contiguous, of one dtype (float32 or float64), and of the 
 length; scalars are Python floats, cast once to the arrays' dtype so the elementwise
 math stays in that dtype (a float32 element times a float64 scalar would compute in
 float64). The step-dependent scalars of Adam come from the caller (``nn.Adam``), which
-computes them once per step. Each public kernel takes its parallel variant from
+computes them once per step. Each public kernel takes its parallel build from
 ``PARALLEL_MIN_SIZE`` elements; an element's result does not depend on which thread
 computes it, so the bytes are the same for any thread count.
 """
 import numpy as np
 from numba import njit, prange
 
-from ._reduce import PARALLEL_MIN_SIZE
+from ._parallel import PARALLEL_MIN_SIZE, serial_and_parallel
 
-# The unit of work of each update is one inlined element function; the _serial and
-# _parallel drivers are separately named functions (one Python function compiled twice
-# with cache=True would share, and clobber, one cache entry).
+# The unit of work of each update is one inlined element function, in one loop that
+# serial_and_parallel builds twice (kernels._parallel).
 #
 # RMSprop and Adam divide, so they compile with error_model="numpy": IEEE division
 # instead of Python's ZeroDivisionError check, whose branch kept LLVM from vectorizing
@@ -35,16 +34,12 @@ from ._reduce import PARALLEL_MIN_SIZE
 
 # --- SGD -------------------------------------------------------------------------------
 
-@njit(cache=True)
-def _sgd_serial(params, grads, lr):
-    for i in range(params.shape[0]):
-        params[i] -= lr * grads[i]
-
-
-@njit(cache=True, parallel=True)
-def _sgd_parallel(params, grads, lr):
+def _sgd(params, grads, lr):
     for i in prange(params.shape[0]):
         params[i] -= lr * grads[i]
+
+
+_sgd_serial, _sgd_parallel = serial_and_parallel(_sgd)
 
 
 @njit(cache=True)
@@ -69,16 +64,12 @@ def _momentum_elem(params, grads, v, i, lr, beta, one_minus_beta):
     params[i] -= lr * vi
 
 
-@njit(cache=True)
-def _momentum_serial(params, grads, v, lr, beta, one_minus_beta):
-    for i in range(params.shape[0]):
-        _momentum_elem(params, grads, v, i, lr, beta, one_minus_beta)
-
-
-@njit(cache=True, parallel=True)
-def _momentum_parallel(params, grads, v, lr, beta, one_minus_beta):
+def _momentum(params, grads, v, lr, beta, one_minus_beta):
     for i in prange(params.shape[0]):
         _momentum_elem(params, grads, v, i, lr, beta, one_minus_beta)
+
+
+_momentum_serial, _momentum_parallel = serial_and_parallel(_momentum)
 
 
 @njit(cache=True)
@@ -112,16 +103,12 @@ def _rmsprop_elem(params, grads, s, i, lr, beta, one_minus_beta, eps):
     params[i] -= lr * g / (np.sqrt(si) + eps)
 
 
-@njit(cache=True, error_model="numpy")
-def _rmsprop_serial(params, grads, s, lr, beta, one_minus_beta, eps):
-    for i in range(params.shape[0]):
-        _rmsprop_elem(params, grads, s, i, lr, beta, one_minus_beta, eps)
-
-
-@njit(cache=True, parallel=True, error_model="numpy")
-def _rmsprop_parallel(params, grads, s, lr, beta, one_minus_beta, eps):
+def _rmsprop(params, grads, s, lr, beta, one_minus_beta, eps):
     for i in prange(params.shape[0]):
         _rmsprop_elem(params, grads, s, i, lr, beta, one_minus_beta, eps)
+
+
+_rmsprop_serial, _rmsprop_parallel = serial_and_parallel(_rmsprop, error_model="numpy")
 
 
 @njit(cache=True, error_model="numpy")
@@ -158,20 +145,14 @@ def _adam_elem(params, grads, m, v, i, beta1, one_minus_beta1, beta2, one_minus_
     params[i] -= step_size * mi / (np.sqrt(vi) / bc2_sqrt + eps)
 
 
-@njit(cache=True, error_model="numpy")
-def _adam_serial(params, grads, m, v, beta1, one_minus_beta1, beta2, one_minus_beta2,
-                 eps, step_size, bc2_sqrt):
-    for i in range(params.shape[0]):
-        _adam_elem(params, grads, m, v, i, beta1, one_minus_beta1, beta2, one_minus_beta2,
-                   eps, step_size, bc2_sqrt)
-
-
-@njit(cache=True, parallel=True, error_model="numpy")
-def _adam_parallel(params, grads, m, v, beta1, one_minus_beta1, beta2, one_minus_beta2,
-                   eps, step_size, bc2_sqrt):
+def _adam(params, grads, m, v, beta1, one_minus_beta1, beta2, one_minus_beta2, eps,
+          step_size, bc2_sqrt):
     for i in prange(params.shape[0]):
         _adam_elem(params, grads, m, v, i, beta1, one_minus_beta1, beta2, one_minus_beta2,
                    eps, step_size, bc2_sqrt)
+
+
+_adam_serial, _adam_parallel = serial_and_parallel(_adam, error_model="numpy")
 
 
 @njit(cache=True, error_model="numpy")

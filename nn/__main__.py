@@ -266,7 +266,7 @@ def tune_main(argv=None):
     objective = tuning.mlp_objective(Xtr, ytr, Xdev, ydev, epochs=args.epochs)
     executor = tuning.SerialExecutor() if args.workers == 0 else None
     workers = "this process" if args.workers == 0 else \
-        f"{args.workers or tuning._cpu_count()} worker processes"
+        f"{args.workers or tuning.executors._cpu_count()} worker processes"
     print(f"data: {name}: {len(ytr)} train, {len(ydev)} dev rows, {Xtr.shape[1]} features",
           flush=True)
     print("space: " + ", ".join(f"{k} ~ {v!r}" for k, v in space.items()), flush=True)
@@ -333,11 +333,8 @@ def main(argv=None):
     name, ((Xtr, ytr), (Xdev, ydev), (Xte, yte)) = load_or_exit(parser, args.data, args.seed)
     n_classes = int(max(ytr.max(), ydev.max(), yte.max())) + 1
     widths = [Xtr.shape[1], *args.hidden]
-    layers = [nn.Dense(a, b, activation=args.activation,
-                       init="he" if "relu" in args.activation else "xavier")
-              for a, b in zip(widths[:-1], widths[1:])]
-    layers.append(nn.Dense(widths[-1], n_classes))
-    model = nn.Sequential(layers, dtype=np.dtype(args.dtype), seed=args.seed)
+    model = nn.mlp(widths + [n_classes], args.activation, dtype=np.dtype(args.dtype),
+                         seed=args.seed)
     model.standardizer = nn.data.Standardizer().fit(Xtr)  # training statistics only
     print(f"data: {name}: {len(ytr)} train, {len(ydev)} dev, {len(yte)} test rows, "
           f"{Xtr.shape[1]} features, {n_classes} classes", flush=True)

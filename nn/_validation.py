@@ -175,3 +175,24 @@ def check_weights(weights, n_rows, where, name="sample_weight"):
         raise ValueError(f"{where}: the sample weights are all zero; at least one row "
                          f"must count.")
     return w
+
+
+# -- hyperparameter ranges, each stated once ----------------------------------------
+
+def check_keep_prob(value, where, name="keep_prob"):
+    """Dropout's keep probability: a real number in (0, 1] (1 keeps everything)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{where}: {name} must be a real number in (0, 1]; got {value!r}.")
+    if not 0.0 < value <= 1.0:  # also False for NaN
+        raise ValueError(f"{where}: {name} must be in (0, 1]; got {value}.")
+    return float(value)
+
+
+def check_beta(name, value, where):
+    """An exponential averaging weight (momentum, RMSprop, Adam): in [0, 1)."""
+    return check_scalar(name, value, where=where, low=0.0, high=1.0, high_open=True)
+
+
+def check_lr(value, where, name="lr"):
+    """A learning rate: > 0."""
+    return check_scalar(name, value, where=where, low=0.0, low_open=True)

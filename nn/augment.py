@@ -11,10 +11,8 @@ import numpy as np
 
 import kernels
 
+from ._layout import cached_work, derived_seed
 from ._validation import FLOAT_DTYPES, check_bool, check_scalar
-
-#: Work buffers kept per Augment (or per ``work`` dict); fit uses two batch sizes.
-_MAX_CACHED_BATCH_SIZES = 4
 
 #: Tags mixed with the seed, one stream per kernel (and none shared with Dropout's
 #: ``SeedSequence([model seed, layer index])`` for any model of fewer than 1.6e9 layers).
@@ -23,12 +21,6 @@ _IMAGE_TAG = 0x61756702
 
 _MAX_EPOCH = 1 << 31
 _MAX_STEP = 1 << 32
-
-
-def _stream_seed(seed, tag):
-    """A 63-bit kernel seed from (seed, tag), so the kernels take it as an int64."""
-    state = np.random.SeedSequence([seed, tag]).generate_state(1, np.uint64)
-    return int(state[0] >> np.uint64(1))
 
 
 class Augment:
@@ -54,7 +46,7 @@ class Augment:
 
     Randomness: the batch at (seed, epoch, step) uses the kernel counter
     ``epoch * 2**32 + step`` and, per kernel, the seed
-    ``SeedSequence([seed, tag]).generate_state(1, uint64)[0] >> 1`` (tags
+    ``nn._layout.derived_seed(seed, tag)`` (tags
     ``0x61756701`` for the noise, ``0x61756702`` for the images); see
     ``kernels.add_gaussian_noise`` and ``kernels.shift_flip_images`` for the draws.
 
@@ -113,14 +105,15 @@ class Augment:
         """The Augment that ``config()`` describes."""
         return cls(**config)
 
-    def check(self, n_features, where="Augment"):
-        """Raise ValueError unless the image shape fits rows of ``n_features`` values."""
+    def check(self, n_features, where="Augment", rows="the model takes"):
+        """Raise ValueError unless the image shape fits rows of ``n_features`` values;
+        ``rows`` says whose rows they are in the message."""
         if self.image_shape is not None:
             size = int(np.prod(self.image_shape))
             if size != n_features:
                 raise ValueError(
                     f"{where}: augment image_shape {self.image_shape} needs rows of "
-                    f"{size} features; the model takes {n_features} features.")
+                    f"{size} features; {rows} {n_features} features.")
 
     def apply(self, X_batch, seed, epoch, step, work=None):
         """The augmented copy of a training mini-batch; X_batch is not modified.
@@ -149,7 +142,7 @@ class Augment:
                 and X_batch.dtype in FLOAT_DTYPES and X_batch.flags.c_contiguous):
             raise TypeError(f"{where}: X_batch must be a 2-D C-contiguous float32 or "
                             f"float64 array; got {_describe(X_batch)}.")
-        self.check(X_batch.shape[1], where)
+        self.check(X_batch.shape[1], where, rows="X_batch has")
         seed = check_scalar("seed", seed, where=where, low=0, integer=True)
         epoch = check_scalar("epoch", epoch, where=where, low=0, high=_MAX_EPOCH,
                              high_open=True, integer=True)
@@ -159,7 +152,9 @@ class Augment:
             work = self._work
         elif not isinstance(work, dict):
             raise TypeError(f"{where}: work must be a dict (or None); got {work!r}.")
-        out = _buffer(work, X_batch.shape, X_batch.dtype)
+        width = X_batch.shape[1]
+        out = cached_work(work, X_batch.shape[0], X_batch.dtype,
+                          lambda n, dtype: np.empty((n, width), dtype), X_batch.shape)
         noise_seed, image_seed = self._stream_seeds(seed)
         counter = (epoch << 32) | step
         source = X_batch
@@ -174,7 +169,7 @@ class Augment:
 
     def _stream_seeds(self, seed):
         if self._seeds is None or self._seeds[0] != seed:
-            self._seeds = (seed, _stream_seed(seed, _NOISE_TAG), _stream_seed(seed, _IMAGE_TAG))
+            self._seeds = (seed, derived_seed(seed, _NOISE_TAG), derived_seed(seed, _IMAGE_TAG))
         return self._seeds[1:]
 
     def __getstate__(self):  # copies and pickles carry the settings, not the buffers
@@ -200,16 +195,6 @@ def _check_image_shape(image_shape, where):
     if min(shape) < 1:
         raise ValueError(f"{where}: image_shape must hold positive sizes; got {shape}.")
     return shape
-
-
-def _buffer(work, shape, dtype):
-    n_rows = shape[0]
-    out = work.get(n_rows)
-    if out is None or out.shape != shape or out.dtype != dtype:
-        if out is None and len(work) >= _MAX_CACHED_BATCH_SIZES:
-            work.pop(next(iter(work)))
-        out = work[n_rows] = np.empty(shape, dtype)
-    return out
 
 
 def _describe(a):

@@ -5,17 +5,13 @@ work buffers are allocated once per batch size and reused, so a training step al
 nothing after its first batch. Inference (``infer_work``/``infer``) touches no layer
 state: each call brings its own buffers, so one model serves many threads at once.
 """
-import numbers
-
 import numpy as np
 
 import kernels
 
-from ._validation import check_bool, check_choice, check_scalar
+from ._layout import cached_work
+from ._validation import check_bool, check_choice, check_keep_prob, check_scalar
 from .initializers import INITIALIZERS, initialize
-
-#: Work buffer sets kept per layer; fit uses two (full and last partial batch).
-_MAX_CACHED_BATCH_SIZES = 4
 
 
 class Layer:
@@ -63,13 +59,7 @@ class Layer:
         return X
 
     def _work(self, n_rows, dtype, make):
-        cache = self.__dict__.setdefault("_work_cache", {})
-        work = cache.get(n_rows)
-        if work is None or work[0].dtype != dtype:
-            if len(cache) >= _MAX_CACHED_BATCH_SIZES:
-                cache.pop(next(iter(cache)))
-            work = cache[n_rows] = make(n_rows, dtype)
-        return work
+        return cached_work(self.__dict__.setdefault("_work_cache", {}), n_rows, dtype, make)
 
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
@@ -245,6 +235,14 @@ class Activation(Layer):
         return dZ, 0.0
 
 
+def gives_one_row_batch(n, batch_size):
+    """Whether mini-batches of ``batch_size`` over ``n`` rows include a batch of one row,
+    on which BatchNorm cannot train (its variance is 0 by definition): the one place
+    that rule is written."""
+    bs = min(batch_size, n)
+    return bs == 1 or n % bs == 1
+
+
 class BatchNorm(Layer):
     """Batch normalization of each of ``n`` features over the rows of a batch.
 
@@ -335,7 +333,7 @@ class BatchNorm(Layer):
     def forward(self, X, training):
         if not training:
             return self.infer(X, self.infer_work(X.shape[0], X.dtype))
-        if X.shape[0] < 2:
+        if gives_one_row_batch(X.shape[0], X.shape[0]):
             raise ValueError(
                 f"BatchNorm: expected more than 1 value per feature when training; got "
                 f"a batch of {X.shape[0]} row. Use a batch of 2 or more rows, or eval "
@@ -380,13 +378,7 @@ class Dropout(Layer):
     """
 
     def __init__(self, keep_prob=0.5):
-        where = "Dropout"
-        if isinstance(keep_prob, bool) or not isinstance(keep_prob, numbers.Real):
-            raise TypeError(f"{where}: keep_prob must be a real number in (0, 1]; "
-                            f"got {keep_prob!r}.")
-        if not 0.0 < keep_prob <= 1.0:  # also False for NaN
-            raise ValueError(f"{where}: keep_prob must be in (0, 1]; got {keep_prob}.")
-        self.keep_prob = float(keep_prob)
+        self.keep_prob = check_keep_prob(keep_prob, "Dropout")
         self.seed = 0
         self.step = 0
 

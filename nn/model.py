@@ -5,11 +5,13 @@ import numpy as np
 
 import kernels
 
+from ._layout import derived_seed, staggered_buffers
 from ._threads import use_chosen_threads
-from ._validation import (all_finite, check_array, check_bool, check_dtype, check_scalar,
-                          check_weights)
+from ._validation import (all_finite, check_array, check_bool, check_choice, check_dtype,
+                          check_keep_prob, check_scalar, check_weights)
 from .layers import LAYER_TYPES, Activation, BatchNorm, Dense, Dropout, Layer
 from .losses import check_loss
+from .training import fit as _train
 
 #: Inference chunks (``batch_size=None`` in predict/evaluate): at most this many bytes
 #: for the widest layer's rows, within [INFER_MIN_ROWS, INFER_MAX_ROWS] rows. Measured
@@ -19,23 +21,6 @@ INFER_MIN_ROWS, INFER_MAX_ROWS = 256, 8192
 #: Largest model seed: 128 bits, the size NumPy recommends (``secrets.randbits(128)``);
 #: a model file holds it, and ``nn.load`` refuses larger ones.
 MAX_SEED = 2**128 - 1
-
-
-def staggered_buffers(sizes, dtype):
-    """Zeroed 1-D arrays of the given sizes, cut from one block at staggered offsets.
-
-    Equal-size arrays allocated apart start at the same offset in a page, and a kernel
-    streaming through several of them at once then runs 15-25% slower (cache-set
-    conflicts, measured on the Adam update). Offsets here differ by 256 bytes.
-    """
-    itemsize = np.dtype(dtype).itemsize
-    gap = 256 // itemsize
-    starts, total = [], 0
-    for k, size in enumerate(sizes):
-        starts.append(total + k * gap)
-        total += size
-    block = np.zeros(total + len(sizes) * gap, dtype)
-    return [block[s:s + n] for s, n in zip(starts, sizes)]
 
 
 class Sequential:
@@ -115,8 +100,7 @@ class Sequential:
         an Activation that follows a BatchNorm into the BatchNorm's kernels."""
         for i, layer in enumerate(self.layers):
             if isinstance(layer, Dropout):
-                state = np.random.SeedSequence([self.seed, i]).generate_state(1, np.uint64)
-                layer.seed = int(state[0] >> np.uint64(1))  # fits an int64 argument
+                layer.seed = derived_seed(self.seed, i)
                 layer.step = 0
             nxt = self.layers[i + 1] if i + 1 < len(self.layers) else None
             if isinstance(layer, BatchNorm) and isinstance(nxt, Activation):
@@ -393,27 +377,8 @@ class Sequential:
 
     # -- training -----------------------------------------------------------------
 
-    def fit(self, X, y, **kwargs):
-        """Train by mini-batch gradient descent; see ``nn.training.fit``."""
-        from .training import fit
-        self._check_batchnorm_batches(X, kwargs.get("batch_size", _fit_default("batch_size")))
-        return fit(self, X, y, **kwargs)
-
-    def _check_batchnorm_batches(self, X, batch_size):
-        """A BatchNorm model cannot train on a 1-row batch: say so before training, not
-        at the last partial batch of the first epoch. Other bad values are left to fit."""
-        if not any(isinstance(layer, BatchNorm) for layer in self.layers):
-            return
-        n = np.shape(X)[0] if np.ndim(X) >= 1 else 0
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
-                or batch_size < 1 or n < 1:
-            return
-        bs = min(int(batch_size), n)
-        if bs == 1 or n % bs == 1:
-            raise ValueError(
-                f"Sequential.fit: a model with BatchNorm needs at least 2 rows per batch; "
-                f"batch_size={batch_size} with {n} samples gives a batch of 1 row. Choose "
-                f"a batch_size whose remainder n % batch_size is not 1 (or drop a row).")
+    #: ``nn.training.fit`` itself, so ``help`` and ``inspect`` show its real signature.
+    fit = _train
 
     # -- structure ----------------------------------------------------------------
 
@@ -488,7 +453,41 @@ def _rebuild(config, params, buffers, layer_states, loss, optimizer, standardize
     return model
 
 
-def _fit_default(name):
-    import inspect
-    from .training import fit
-    return inspect.signature(fit).parameters[name].default
+def mlp(widths, activation="relu", *, batch_norm=False, keep_prob=1.0, init=None,
+        output_init="he", dtype=np.float32, seed=0, where="nn.mlp"):
+    """A fully connected network ``widths[0] -> ... -> widths[-1]`` with logits out.
+
+    Each hidden layer is ``Dense(activation)``, or ``Dense(use_bias=False) ->
+    BatchNorm -> Activation`` with ``batch_norm``, followed by ``Dropout(keep_prob)``
+    when ``keep_prob < 1``. ``init=None`` picks He for (leaky) ReLU and Xavier for the
+    other activations; the output layer uses ``output_init``. The one builder behind
+    the CLI, the scikit-learn estimator, tuning's objective and the benchmarks.
+
+    >>> import nn
+    >>> nn.mlp([64, 32, 10], seed=0).n_outputs
+    10
+    """
+    if isinstance(widths, (str, bytes)) or not hasattr(widths, "__iter__"):
+        raise TypeError(f"{where}: widths must be a sequence of layer widths such as "
+                        f"[784, 256, 10]; got {widths!r}.")
+    widths = [check_scalar(f"widths[{i}]", w, where=where, low=1, integer=True)
+              for i, w in enumerate(widths)]
+    if len(widths) < 2:
+        raise ValueError(f"{where}: widths needs the input and output widths at least; got "
+                         f"{widths}.")
+    activation = check_choice("activation", activation, kernels.ACTIVATION_CODES, where=where)
+    if init is None:
+        init = "he" if "relu" in activation else "xavier"
+    batch_norm = check_bool("batch_norm", batch_norm, where=where)
+    keep_prob = check_keep_prob(keep_prob, where)
+    layers = []
+    for a, b in zip(widths[:-2], widths[1:-1]):
+        if batch_norm:
+            layers += [Dense(a, b, init=init, use_bias=False), BatchNorm(b),
+                       Activation(activation)]
+        else:
+            layers.append(Dense(a, b, activation=activation, init=init))
+        if keep_prob < 1.0:
+            layers.append(Dropout(keep_prob))
+    layers.append(Dense(widths[-2], widths[-1], init=output_init))
+    return Sequential(layers, dtype=dtype, seed=seed)

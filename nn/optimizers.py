@@ -11,8 +11,8 @@ import numpy as np
 
 import kernels
 
-from ._validation import check_scalar
-from .model import staggered_buffers
+from ._layout import staggered_buffers
+from ._validation import check_beta, check_choice, check_lr, check_scalar
 
 
 class SGDState(NamedTuple):
@@ -45,10 +45,6 @@ def _state_arrays(params, count):
     return staggered_buffers([0, 0] + [params.shape[0]] * count, params.dtype)[2:]
 
 
-def _check_beta(name, value, where):
-    return check_scalar(name, value, where=where, low=0.0, high=1.0, high_open=True)
-
-
 def _check_eps(value, where):
     return check_scalar("eps", value, where=where, low=0.0, low_open=True)
 
@@ -67,7 +63,7 @@ class Optimizer:
 
     @lr.setter
     def lr(self, value):
-        self._lr = check_scalar("lr", value, where=type(self).__name__, low=0.0, low_open=True)
+        self._lr = check_lr(value, type(self).__name__)
 
     def init(self, params):
         """A fresh state for a parameter buffer like ``params``."""
@@ -140,7 +136,7 @@ class Momentum(Optimizer):
 
     def __init__(self, lr, beta=0.9):
         super().__init__(lr)
-        self.beta = _check_beta("beta", beta, type(self).__name__)
+        self.beta = check_beta("beta", beta, type(self).__name__)
 
     def init(self, params):
         (v,) = _state_arrays(params, 1)
@@ -180,7 +176,7 @@ class RMSprop(Optimizer):
     def __init__(self, lr, beta=0.9, eps=1e-8):
         super().__init__(lr)
         where = type(self).__name__
-        self.beta = _check_beta("beta", beta, where)
+        self.beta = check_beta("beta", beta, where)
         self.eps = _check_eps(eps, where)
 
     def init(self, params):
@@ -226,8 +222,8 @@ class Adam(Optimizer):
     def __init__(self, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8):
         super().__init__(lr)
         where = type(self).__name__
-        self.beta1 = _check_beta("beta1", beta1, where)
-        self.beta2 = _check_beta("beta2", beta2, where)
+        self.beta1 = check_beta("beta1", beta1, where)
+        self.beta2 = check_beta("beta2", beta2, where)
         self.eps = _check_eps(eps, where)
 
     def init(self, params):
@@ -258,3 +254,20 @@ def check_optimizer(optimizer, where):
         raise TypeError(f"{where}: optimizer must be an optimizer object such as "
                         f"nn.SGD(lr=0.01); got {optimizer!r}.")
     return optimizer
+
+
+#: The optimizers by the names the CLI, the estimator and tuning take.
+OPTIMIZER_NAMES = {"sgd": SGD, "momentum": Momentum, "rmsprop": RMSprop, "adam": Adam}
+
+
+def optimizer_by_name(name, lr, *, beta=0.9, beta1=0.9, beta2=0.999, where="optimizer_by_name"):
+    """``"sgd"``, ``"momentum"``, ``"rmsprop"`` or ``"adam"`` with learning rate ``lr``;
+    ``beta`` is Momentum's and RMSprop's averaging weight, ``beta1``/``beta2`` Adam's.
+    Errors name ``where``."""
+    check_choice("optimizer", name, OPTIMIZER_NAMES, where=where)
+    if name == "sgd":
+        return SGD(check_lr(lr, where))
+    if name == "adam":
+        return Adam(check_lr(lr, where), beta1=check_beta("beta1", beta1, where),
+                    beta2=check_beta("beta2", beta2, where))
+    return OPTIMIZER_NAMES[name](check_lr(lr, where), beta=check_beta("beta", beta, where))

@@ -36,20 +36,21 @@ except ImportError:  # scikit-learn 1.3 - 1.5
 
 import kernels
 
-from ._validation import check_bool, check_choice, check_dtype, check_scalar, check_weights
+from ._progress import resolve_verbose
+from ._validation import (check_beta, check_bool, check_choice, check_dtype, check_keep_prob,
+                          check_lr, check_scalar, check_weights)
 from .data import Standardizer, split
-from .layers import Activation, BatchNorm, Dense, Dropout
+from .layers import gives_one_row_batch
 from .losses import SoftmaxCrossEntropy
-from .model import Sequential
-from .optimizers import SGD, Adam, Momentum, RMSprop
-from .training import EarlyStopping
+from .model import mlp
+from .optimizers import OPTIMIZER_NAMES, optimizer_by_name
+from .callbacks import EarlyStopping
 
 __all__ = ["MLPClassifier"]
 
 _WHERE = "MLPClassifier"
 #: Activation names: nn's, and scikit-learn's "logistic" for the sigmoid.
 _ACTIVATIONS = {**{name: name for name in kernels.ACTIVATION_CODES}, "logistic": "sigmoid"}
-_OPTIMIZERS = ("adam", "sgd", "momentum", "rmsprop")
 _SEED_HIGH = 2**31 - 1
 
 
@@ -118,8 +119,9 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         Draws the seeds of the weight initialization, dropout masks, the shuffling and
         the validation split. An int gives the same model on every fit; None draws
         from NumPy's global generator.
-    verbose : int in 0..2, default 0
-        0 silent, 1 a progress bar, 2 one line per epoch (``nn.Sequential.fit``).
+    verbose : int in 0..2 or "auto", default 0
+        0 silent, 1 a progress bar, 2 one line per epoch, "auto" a bar when stderr is a
+        terminal (``nn.Sequential.fit``).
     class_weight : dict {label: weight}, "balanced" or None, default None
         Weighs each class's rows in the training loss (scikit-learn's convention;
         "balanced" is ``n_samples / (n_classes * count(label))``), times ``fit``'s
@@ -208,39 +210,19 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                 for s in sizes]
 
     def _make_optimizer(self):
-        name = check_choice("optimizer", self.optimizer, _OPTIMIZERS, where=_WHERE)
-        lr = check_scalar("learning_rate", self.learning_rate, where=_WHERE, low=0.0,
-                          low_open=True)
-        if name == "adam":
-            return Adam(lr)
-        if name == "sgd":
-            return SGD(lr)
-        if name == "rmsprop":
-            return RMSprop(lr)
-        momentum = check_scalar("momentum", self.momentum, where=_WHERE, low=0.0, high=1.0,
-                                high_open=True)
-        return Momentum(lr, momentum)
+        name = check_choice("optimizer", self.optimizer, OPTIMIZER_NAMES, where=_WHERE)
+        lr = check_lr(self.learning_rate, _WHERE, name="learning_rate")
+        # ``momentum`` is Momentum's beta only: RMSprop keeps its own default.
+        beta = check_beta("momentum", self.momentum, _WHERE) if name == "momentum" else 0.9
+        return optimizer_by_name(name, lr, beta=beta, where=_WHERE)
 
-    def _build_layers(self, n_features, n_classes):
-        """The layers of the network for the current hyperparameters."""
+    def _build_model(self, n_features, n_classes, dtype, seed):
+        """The untrained network for the current hyperparameters."""
         activation = check_choice("activation", self.activation, _ACTIVATIONS, where=_WHERE)
-        activation = _ACTIVATIONS[activation]
-        init = "he" if activation in ("relu", "leaky_relu") else "xavier"
-        batch_norm = check_bool("batch_norm", self.batch_norm, where=_WHERE)
-        keep_prob = check_scalar("keep_prob", self.keep_prob, where=_WHERE, low=0.0,
-                                 high=1.0, low_open=True)
-        layers, width = [], n_features
-        for size in self._hidden_sizes():
-            if batch_norm:
-                layers += [Dense(width, size, activation=None, init=init, use_bias=False),
-                           BatchNorm(size), Activation(activation)]
-            else:
-                layers.append(Dense(width, size, activation=activation, init=init))
-            if keep_prob < 1.0:
-                layers.append(Dropout(keep_prob))
-            width = size
-        layers.append(Dense(width, n_classes, activation=None, init="xavier"))
-        return layers
+        return mlp([n_features, *self._hidden_sizes(), n_classes], _ACTIVATIONS[activation],
+                   batch_norm=check_bool("batch_norm", self.batch_norm, where=_WHERE),
+                   keep_prob=check_keep_prob(self.keep_prob, _WHERE), output_init="xavier",
+                   dtype=dtype, seed=seed, where=_WHERE)
 
     def _batch_size(self, n, batch_norm):
         bs = self.batch_size
@@ -254,7 +236,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                 raise ValueError(f"{_WHERE}: batch_norm=True needs at least 2 training "
                                  f"rows; got 1.")
             # BatchNorm cannot normalize a 1-row batch: grow the batch until none is.
-            while bs == 1 or n % bs == 1:
+            while gives_one_row_batch(n, bs):
                 bs += 1
         return bs
 
@@ -291,8 +273,10 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                              f"({classes[0]!r}).")
 
         # Every hyperparameter is checked before training starts.
+        rng = check_random_state(self.random_state)
+        model_seed, shuffle_seed, split_seed = (int(s) for s in rng.randint(0, _SEED_HIGH, 3))
         dtype = check_dtype(self.dtype, _WHERE)
-        layers = self._build_layers(X.shape[1], classes.shape[0])
+        model = self._build_model(X.shape[1], classes.shape[0], dtype, model_seed)
         optimizer = self._make_optimizer()
         l2 = check_scalar("l2", self.l2, where=_WHERE, low=0.0)
         epochs = check_scalar("epochs", self.epochs, where=_WHERE, low=1, integer=True)
@@ -300,12 +284,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         patience = check_scalar("patience", self.patience, where=_WHERE, low=1, integer=True)
         tol = check_scalar("tol", self.tol, where=_WHERE, low=0.0)
         standardize = check_bool("standardize", self.standardize, where=_WHERE)
-        verbose = check_scalar("verbose", self.verbose, where=_WHERE, low=0, high=2,
-                               integer=True)
+        verbose = resolve_verbose(self.verbose, _WHERE)
         batch_norm = bool(self.batch_norm)
-
-        rng = check_random_state(self.random_state)
-        model_seed, shuffle_seed, split_seed = (int(s) for s in rng.randint(0, _SEED_HIGH, 3))
 
         weights = None if sample_weight is None else check_weights(
             sample_weight, X.shape[0], _WHERE)
@@ -332,7 +312,6 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                                                            weights[dev_rows])
         batch_size = self._batch_size(X_train.shape[0], batch_norm)
 
-        model = Sequential(layers, dtype=dtype, seed=model_seed)
         if standardize:
             model.standardizer = Standardizer().fit(X_train)
         if early_stopping:

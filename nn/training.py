@@ -6,20 +6,21 @@ one optimizer kernel over the flat parameter buffer. After the first batch of ea
 size nothing is allocated.
 """
 import math
-import os
-import sys
 import threading
 import time
 from collections.abc import Mapping
 
 import numpy as np
 
+from ._progress import Progress, resolve_verbose
 from ._threads import use_chosen_threads
-from ._validation import (all_finite, check_bool, check_choice, check_output_path,
-                          check_scalar, check_weights)
+from ._validation import all_finite, check_bool, check_choice, check_scalar, check_weights
 from .augment import Augment
+# EarlyStopping and ModelCheckpoint lived here: imports and pickles that name
+# nn.training still find them.
+from .callbacks import Callback, EarlyStopping, ModelCheckpoint  # noqa: F401
 from .data import epoch_order
-from .layers import Dense
+from .layers import BatchNorm, Dense, gives_one_row_batch
 from .optimizers import SGD, check_optimizer
 
 
@@ -122,124 +123,6 @@ class History(dict):
         history.update(columns)
         history.__dict__.update(attributes)
         return history
-
-
-class Callback:
-    """Hooks into ``fit``. Set ``model.stop_training = True`` to stop after this epoch.
-
-    ``on_epoch_end`` gets the epoch's number counted from 1 (as printed: after epoch 3,
-    ``fit(..., initial_epoch=3)`` resumes) and its ``logs``; a metric a callback adds to
-    ``logs`` is recorded in the History and can be monitored by callbacks after it.
-    """
-
-    def on_train_begin(self, model, history):
-        pass
-
-    def on_epoch_end(self, model, epoch, logs, history):
-        pass
-
-    def on_train_end(self, model, history):
-        pass
-
-
-#: Whether lower or higher is better for the built-in metrics.
-MONITORS = {"dev_loss": "min", "dev_accuracy": "max", "loss": "min", "accuracy": "max"}
-
-
-def _check_monitor(monitor, mode, where):
-    """(monitor, "min" or "max"): any metric name; "auto" mode knows the built-in ones
-    and takes names with "loss" or "error" in them as lower-is-better, others higher."""
-    if not isinstance(monitor, str) or not monitor:
-        raise TypeError(f"{where}: monitor must be a metric name such as 'dev_loss'; got "
-                        f"{monitor!r}.")
-    check_choice("mode", mode, ("auto", "min", "max"), where=where)
-    if monitor.startswith("val_"):
-        raise ValueError(f"{where}: this library calls the validation metrics dev_*; "
-                         f"use {'dev_' + monitor[4:]!r} for monitor={monitor!r}.")
-    if mode == "auto":
-        mode = MONITORS.get(monitor) or (
-            "min" if "loss" in monitor or "error" in monitor else "max")
-    return monitor, mode
-
-
-def _monitored(logs, monitor, where):
-    if monitor not in logs:
-        raise ValueError(f"{where}: monitor={monitor!r} is not among this fit's metrics "
-                         f"{sorted(logs)}; pass validation_data=(X_dev, y_dev) (and a "
-                         f"classification loss for accuracy), or add the metric to logs "
-                         f"in a callback listed before this one.")
-    return logs[monitor]
-
-
-def _improved(mode, value, best, min_delta=0.0):
-    if best is None:
-        return True
-    if mode == "min":
-        return value < best - min_delta
-    return value > best + min_delta
-
-
-class EarlyStopping(Callback):
-    """Stop when a dev metric stops improving, and go back to the best weights.
-
-    Parameters
-    ----------
-    monitor : str
-        "dev_loss" (default) or "dev_accuracy" need ``fit(validation_data=...)``;
-        "loss" and "accuracy" (training) work too, and so does any metric a callback
-        listed before this one adds to ``logs``.
-    mode : "auto" (default), "min" or "max"
-        Whether lower or higher is better. "auto" knows the built-in metrics and takes
-        a name containing "loss" or "error" as lower-is-better, any other as higher.
-    patience : int >= 1
-        Epochs without improvement before stopping.
-    min_delta : float >= 0
-        An improvement smaller than this does not count.
-    restore_best : bool
-        At the end of training, put back the parameters and BatchNorm running
-        statistics of the best epoch.
-
-    After ``fit``, ``best_epoch`` (counted from 1) and ``best`` hold the best epoch and
-    its value, and ``History.stopped_epoch`` and ``History.stop_reason`` say when and
-    why it stopped.
-    """
-
-    def __init__(self, monitor="dev_loss", patience=5, min_delta=0.0, restore_best=True,
-                 mode="auto"):
-        where = "EarlyStopping"
-        self.monitor, self.mode = _check_monitor(monitor, mode, where)
-        self.patience = check_scalar("patience", patience, where=where, low=1, integer=True)
-        self.min_delta = check_scalar("min_delta", min_delta, where=where, low=0.0)
-        self.restore_best = check_bool("restore_best", restore_best, where=where)
-        self.best = self.best_epoch = None
-
-    def on_train_begin(self, model, history):
-        self.best = self.best_epoch = None
-        self._wait = 0
-        self._params, self._buffers = model.params.copy(), model.buffers.copy()
-
-    def on_epoch_end(self, model, epoch, logs, history):
-        value = _monitored(logs, self.monitor, "EarlyStopping")
-        if _improved(self.mode, value, self.best, self.min_delta):
-            self.best, self.best_epoch, self._wait = value, epoch, 0
-            self._params[...] = model.params
-            self._buffers[...] = model.buffers
-            return
-        self._wait += 1
-        if self._wait >= self.patience:
-            model.stop_training = True
-            history.stop_reason = (
-                f"EarlyStopping: {self.monitor} did not improve by more than "
-                f"{self.min_delta:g} for {self.patience} epochs; best {self.best:.4g} at "
-                f"epoch {self.best_epoch}")
-
-    def on_train_end(self, model, history):
-        if self.restore_best and self.best_epoch is not None:
-            model.params[...] = self._params
-            model.buffers[...] = self._buffers
-            history.final["epoch"] = self.best_epoch
-            if history.stop_reason is not None:
-                history.stop_reason += " (weights restored)"
 
 
 def _format_logs(epoch, epochs, logs):
@@ -360,10 +243,7 @@ def _fit(model, X, y, *, loss, optimizer, epochs, batch_size, l2, l1, schedule,
     l2 = check_scalar("l2", l2, where=where, low=0.0)
     l1 = check_scalar("l1", l1, where=where, low=0.0)
     seed = check_scalar("seed", seed, where=where, low=0, integer=True)
-    if isinstance(verbose, str):
-        check_choice("verbose", verbose, ("auto",), where=where)
-        verbose = 1 if _stderr_is_terminal() else 0
-    verbose = check_scalar("verbose", verbose, where=where, low=0, high=2, integer=True)
+    verbose = resolve_verbose(verbose, where)
     shuffle = check_bool("shuffle", shuffle, where=where)
     if schedule is not None and not callable(schedule):
         raise TypeError(f"{where}: schedule must be a callable epoch -> lr; got {schedule!r}.")
@@ -378,6 +258,13 @@ def _fit(model, X, y, *, loss, optimizer, epochs, batch_size, l2, l1, schedule,
             raise TypeError(f"{where}: callbacks must be nn.Callback objects; got {cb!r}.")
     X = model._check_X(X, where)
     n = X.shape[0]
+    if gives_one_row_batch(n, batch_size) and any(isinstance(layer, BatchNorm)
+                                                  for layer in model.layers):
+        # Said before training, not at the last partial batch of the first epoch.
+        raise ValueError(
+            f"{where}: a model with BatchNorm needs at least 2 rows per batch; "
+            f"batch_size={batch_size} with {n} samples gives a batch of 1 row. Choose "
+            f"a batch_size whose remainder n % batch_size is not 1 (or drop a row).")
     T = loss.targets(y, model.n_outputs, n, model.dtype, where)
     weights = _row_weights(loss, T, n, model.n_outputs, sample_weight, class_weight, where)
     dev = None
@@ -398,7 +285,7 @@ def _fit(model, X, y, *, loss, optimizer, epochs, batch_size, l2, l1, schedule,
     steps_per_epoch = -(-n // bs)
     X_batch = np.empty((bs, X.shape[1]), model.dtype)
     T_batch = loss.target_buffer(bs, model.n_outputs, model.dtype)
-    dout = np.empty((bs, model.n_outputs), model.dtype)
+    dout_batch = np.empty((bs, model.n_outputs), model.dtype)
     row_loss = np.empty(bs)
     w_batch = None if weights is None else np.empty(bs)
     augment_work = {}
@@ -407,7 +294,7 @@ def _fit(model, X, y, *, loss, optimizer, epochs, batch_size, l2, l1, schedule,
                     if isinstance(layer, Dense)]
     history = History()
     history.grad_norms = {i: [] for i, _ in dense_layers}
-    progress = _Progress(verbose, initial_epoch, epochs)
+    progress = Progress(verbose, epochs, "epoch", initial=initial_epoch)
     model.stop_training = False
     for cb in callbacks:
         cb.on_train_begin(model, history)
@@ -445,7 +332,7 @@ def _fit(model, X, y, *, loss, optimizer, epochs, batch_size, l2, l1, schedule,
             for step, lo in enumerate(range(0, n, bs)):
                 idx = order[lo:lo + bs]
                 r = idx.shape[0]
-                xb, tb, db = X_batch[:r], T_batch[:r], dout[:r]
+                xb, tb, dout = X_batch[:r], T_batch[:r], dout_batch[:r]
                 np.take(X, idx, axis=0, out=xb, mode="clip")   # clip: no internal copy
                 np.take(T, idx, axis=0, out=tb, mode="clip")
                 wb = None
@@ -455,8 +342,8 @@ def _fit(model, X, y, *, loss, optimizer, epochs, batch_size, l2, l1, schedule,
                 if augment is not None:
                     xb = augment.apply(xb, seed, epoch, step, augment_work)
                 out = model._forward(xb, True)
-                cost = loss.loss_and_grad(out, tb, db, row_loss[:r], wb)
-                cost += model._backward(db, l2, l1)
+                cost = loss.loss_and_grad(out, tb, dout, row_loss[:r], wb)
+                cost += model._backward(dout, l2, l1)
                 if not math.isfinite(cost):
                     raise diverged(f"the cost became {cost}", "normalized inputs")
                 if step == 0:
@@ -490,7 +377,8 @@ def _fit(model, X, y, *, loss, optimizer, epochs, batch_size, l2, l1, schedule,
             with np.errstate(over="ignore"):  # a diverging run's norm is inf, truly
                 for i, layer in dense_layers:
                     history.grad_norms[i].append(float(np.linalg.norm(layer.dW)))
-            progress.epoch_end(epoch + 1, logs)
+            progress.update(_format_logs(epoch + 1, epochs, logs),
+                            {k: f"{v:.4g}" for k, v in logs.items() if k not in ("time", "lr")})
             for cb in callbacks:
                 cb.on_epoch_end(model, epoch + 1, logs, history)
             history._extend(logs)  # metrics the callbacks added
@@ -512,58 +400,6 @@ def _fit(model, X, y, *, loss, optimizer, epochs, batch_size, l2, l1, schedule,
                                     weights=dev[2]).items():
             history.final["dev_" + k] = v
     return history
-
-
-class ModelCheckpoint(Callback):
-    """Save the model (with optimizer state and standardizer) during training.
-
-    Parameters
-    ----------
-    path : str or path-like
-        Where ``nn.save`` writes; may hold ``{epoch}`` (e.g. ``"ckpt-{epoch}.safetensors"``) to
-        keep one file per save. Each write is atomic. Its folder must exist and be
-        writable (checked here and when training starts, not after the first epoch).
-    monitor : None or a metric name ("dev_loss", "dev_accuracy", "loss", "accuracy",
-        or one a callback listed before this one adds)
-        With a metric, save only when it improves on the best so far (the best model
-        ends at ``path``). With None (default), save every ``every`` epochs.
-    every : int >= 1
-        Save period in epochs, when ``monitor`` is None.
-    mode : "auto", "min" or "max"
-        As in ``EarlyStopping``.
-
-    ``saved`` lists ``(epoch, path)`` of each save. The epoch saved is the number of
-    epochs done, so ``fit(..., initial_epoch=epoch)`` resumes after it.
-    """
-
-    def __init__(self, path, monitor=None, every=1, mode="auto"):
-        where = "ModelCheckpoint"
-        self.path = check_output_path("path", path, where=where, format=_epoch_path)
-        self.monitor, self.mode = (None, None) if monitor is None else \
-            _check_monitor(monitor, mode, where)
-        self.every = check_scalar("every", every, where=where, low=1, integer=True)
-        self.best = None
-        self.saved = []
-
-    def on_train_begin(self, model, history):
-        # Checked again here: the folder may have gone since the constructor ran, and
-        # finding out after the first epoch would waste it.
-        check_output_path("path", self.path, where="ModelCheckpoint", format=_epoch_path)
-        self.best = None
-        self.saved = []
-
-    def on_epoch_end(self, model, epoch, logs, history):
-        from .io import save
-        if self.monitor is not None:
-            value = _monitored(logs, self.monitor, "ModelCheckpoint")
-            if not _improved(self.mode, value, self.best):
-                return
-            self.best = value
-        elif epoch % self.every:
-            return
-        path = _epoch_path(self.path, epoch)
-        save(model, path)
-        self.saved.append((epoch, path))
 
 
 def _row_weights(loss, T, n, n_outputs, sample_weight, class_weight, where):
@@ -595,43 +431,3 @@ def _row_weights(loss, T, n, n_outputs, sample_weight, class_weight, where):
             raise ValueError(f"{where}: the sample weights (sample_weight times "
                              f"class_weight) are all zero; at least one row must count.")
     return weights
-
-
-def _epoch_path(path, epoch):
-    """``path`` with ``{epoch}`` (and format specs such as ``{epoch:03d}``) filled in."""
-    return path.format(epoch=epoch) if "{epoch" in path else path
-
-
-def _stderr_is_terminal():
-    try:
-        return sys.stderr.isatty()
-    except (AttributeError, ValueError):
-        return False
-
-
-class _Progress:
-    """Per-epoch progress on stderr: a tqdm bar (verbose=1) or lines (verbose=2, or 1
-    without tqdm installed); nothing for verbose=0."""
-
-    def __init__(self, verbose, initial_epoch, epochs):
-        self.verbose, self.epochs, self.bar = verbose, epochs, None
-        if verbose == 1:
-            try:
-                from tqdm.auto import tqdm
-            except ImportError:
-                self.verbose = 2
-            else:
-                self.bar = tqdm(total=epochs, initial=initial_epoch, unit="epoch",
-                                file=sys.stderr, dynamic_ncols=True, leave=True)
-
-    def epoch_end(self, epoch, logs):
-        if self.bar is not None:
-            self.bar.set_postfix({k: f"{v:.4g}" for k, v in logs.items()
-                                  if k not in ("time", "lr")}, refresh=False)
-            self.bar.update(1)
-        elif self.verbose:
-            print(_format_logs(epoch, self.epochs, logs), file=sys.stderr, flush=True)
-
-    def close(self):
-        if self.bar is not None:
-            self.bar.close()

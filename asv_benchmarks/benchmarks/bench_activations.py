@@ -8,25 +8,22 @@ import numpy as np
 
 import kernels
 
-from .common import BATCHES, DTYPES, HIDDEN, THREADS, random_array, set_threads
+from .common import BATCHES, DTYPES, HIDDEN, THREADS, Benchmark, random_array
 
 ACTIVATIONS = ["identity", "relu", "leaky_relu", "tanh", "sigmoid"]
 
 
-class Activation:
+class Activation(Benchmark):
     params = [ACTIVATIONS, BATCHES, DTYPES, THREADS]
     param_names = ["activation", "batch", "dtype", "threads"]
 
-    def setup(self, activation, batch, dtype, threads):
-        set_threads(threads)
+    def prepare(self, activation, batch, dtype, threads):
         self.act = kernels.ACTIVATION_CODES[activation]
         shape = (batch, HIDDEN)
         self.Z = random_array(shape, dtype, 1)
         self.dA = random_array(shape, dtype, 2)
         self.A = np.ones(shape, dtype)
         self.dZ = np.ones(shape, dtype)
-        self.time_forward(activation, batch, dtype, threads)  # load or compile: never timed
-        self.time_backward(activation, batch, dtype, threads)
 
     def time_forward(self, activation, batch, dtype, threads):
         kernels.activation_forward(self.Z, self.act, self.A)

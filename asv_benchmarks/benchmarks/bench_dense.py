@@ -13,17 +13,18 @@ import numpy as np
 import kernels
 from kernels.blas import gemm
 
-from .common import BATCHES, DTYPES, LAYERS, THREADS, dtype_scalar, random_array, set_threads
+from .common import (
+    BATCHES, DTYPES, LAYERS, THREADS, Benchmark, dtype_scalar, random_array,
+)
 
 LAYER_NAMES = list(LAYERS)
 
 
-class Gemm:
+class Gemm(Benchmark):
     params = [LAYER_NAMES, BATCHES, DTYPES, THREADS]
     param_names = ["layer", "batch", "dtype", "threads"]
 
-    def setup(self, layer, batch, dtype, threads):
-        set_threads(threads)
+    def prepare(self, layer, batch, dtype, threads):
         k, m, _ = LAYERS[layer]
         self.X = random_array((batch, k), dtype, 1)
         self.W = random_array((k, m), dtype, 2)
@@ -31,9 +32,6 @@ class Gemm:
         self.Z = np.ones((batch, m), dtype)
         self.dW = np.ones((k, m), dtype)
         self.dX = np.ones((batch, k), dtype)
-        self.time_nn_forward(layer, batch, dtype, threads)  # load or compile: never timed
-        self.time_tn_weight_grad(layer, batch, dtype, threads)
-        self.time_nt_input_grad(layer, batch, dtype, threads)
 
     def time_nn_forward(self, layer, batch, dtype, threads):
         gemm(self.X, self.W, self.Z, False, False, 1.0, 0.0)
@@ -58,26 +56,23 @@ def dense_arrays(layer, batch, dtype):
     return a
 
 
-class DenseForward:
+class DenseForward(Benchmark):
     params = [LAYER_NAMES, BATCHES, DTYPES, THREADS]
     param_names = ["layer", "batch", "dtype", "threads"]
 
-    def setup(self, layer, batch, dtype, threads):
-        set_threads(threads)
+    def prepare(self, layer, batch, dtype, threads):
         self.a = dense_arrays(layer, batch, dtype)  # runs the forward once
-        self.time_forward(layer, batch, dtype, threads)
 
     def time_forward(self, layer, batch, dtype, threads):
         a = self.a
         kernels.dense_forward(a["X"], a["W"], a["b"], a["act"], a["Z"], a["A"])
 
 
-class DenseBackward:
+class DenseBackward(Benchmark):
     params = [LAYER_NAMES, BATCHES, DTYPES, THREADS]
     param_names = ["layer", "batch", "dtype", "threads"]
 
-    def setup(self, layer, batch, dtype, threads):
-        set_threads(threads)
+    def prepare(self, layer, batch, dtype, threads):
         a = self.a = dense_arrays(layer, batch, dtype)
         k, m, _ = LAYERS[layer]
         a["dA"] = random_array((batch, m), dtype, 5)
@@ -88,7 +83,6 @@ class DenseBackward:
         first = layer == LAYER_NAMES[0]
         a["dX"] = np.zeros((0, 0), dtype) if first else np.ones((batch, k), dtype)
         a["scratch"] = np.ones((kernels.n_blocks(batch), m))
-        self.time_backward(layer, batch, dtype, threads)  # load or compile: never timed
 
     def time_backward(self, layer, batch, dtype, threads):
         a = self.a
@@ -96,16 +90,14 @@ class DenseBackward:
                                a["dZ"], a["dW"], a["db"], a["dX"], a["scratch"])
 
 
-class WeightPenalty:
+class WeightPenalty(Benchmark):
     """``weight_penalty(W, l2, l1, m)`` over one layer's weights (no batch dimension)."""
     params = [LAYER_NAMES, DTYPES, THREADS]
     param_names = ["layer", "dtype", "threads"]
 
-    def setup(self, layer, dtype, threads):
-        set_threads(threads)
+    def prepare(self, layer, dtype, threads):
         k, m, _ = LAYERS[layer]
         self.W = random_array((k, m), dtype, 2)
-        self.time_weight_penalty(layer, dtype, threads)
 
     def time_weight_penalty(self, layer, dtype, threads):
         kernels.weight_penalty(self.W, 1e-3, 1e-4, 64)

@@ -20,9 +20,7 @@ from numba import njit, prange
 import kernels
 from kernels import uniform_from_counter
 
-from .common import (
-    BATCHES, DTYPES, HIDDEN, THREADS, import_torch, random_array, set_threads,
-)
+from .common import BATCHES, HIDDEN, THREADS, Benchmark, import_torch, random_array
 
 SHAPE = (4096, 1024)
 KEEP_PROB = 0.8
@@ -32,20 +30,18 @@ def _median(fn, repeat=15, number=5):
     return float(np.median(timeit.repeat(fn, number=number, repeat=repeat))) / number
 
 
-class DropoutForward:
+class DropoutForward(Benchmark):
     params = [[1, 2]]
     param_names = ["threads"]
 
-    def setup(self, threads):
+    def prepare(self, threads):
         import kernels
-        set_threads(threads)
         self.X = np.random.default_rng(0).standard_normal(SHAPE).astype(np.float32)
         self.out = np.ones_like(self.X)
         self.mask = np.ones(SHAPE, np.bool_)
         self.copy_dst = np.ones_like(self.X)
         self.k = kernels
         self.step = 0
-        self.run()
 
     def run(self):
         self.step += 1
@@ -74,12 +70,8 @@ class DropoutForward:
     track_speedup_vs_torch.unit = "ratio"
 
 
-class Dropout:
-    params = [BATCHES, DTYPES, THREADS]
-    param_names = ["batch", "dtype", "threads"]
-
-    def setup(self, batch, dtype, threads):
-        set_threads(threads)
+class Dropout(Benchmark):
+    def prepare(self, batch, dtype, threads):
         shape = (batch, HIDDEN)
         self.X = random_array(shape, dtype, 1)
         self.dA = random_array(shape, dtype, 2)
@@ -87,8 +79,6 @@ class Dropout:
         self.dX = np.ones(shape, dtype)
         self.mask = np.ones(shape, np.bool_)
         self.step = 0
-        self.time_forward(batch, dtype, threads)  # load or compile: never timed
-        self.time_backward(batch, dtype, threads)
 
     def time_forward(self, batch, dtype, threads):
         self.step += 1  # a new mask each call, as in training
@@ -126,16 +116,14 @@ def fill_uniform(seed, step, out):
         _fill_serial(seed, step, out)
 
 
-class UniformFromCounter:
+class UniformFromCounter(Benchmark):
     """(batch, 256) float64 draws of the counter hash, from jitted code."""
     params = [BATCHES, THREADS]
     param_names = ["batch", "threads"]
 
-    def setup(self, batch, threads):
-        set_threads(threads)
+    def prepare(self, batch, threads):
         self.out = np.ones((batch, HIDDEN))
         self.step = 0
-        self.time_fill(batch, threads)  # compile or load the cache: never timed
 
     def time_fill(self, batch, threads):
         self.step += 1

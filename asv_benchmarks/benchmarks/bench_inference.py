@@ -17,7 +17,7 @@ import numpy as np
 
 import nn
 
-from .common import THREADS, build_mlp, mnist_like, set_threads
+from .common import THREADS, Benchmark, build_mlp, mnist_like
 
 
 def _served_model(dtype="float32"):
@@ -26,14 +26,15 @@ def _served_model(dtype="float32"):
     return model
 
 
-class Predict:
+class Predict(Benchmark):
     params = [[None, 1024, 8192], THREADS]
     param_names = ["batch_size", "threads"]
 
-    def setup(self, batch_size, threads):
-        set_threads(threads)
+    def prepare(self, batch_size, threads):
         self.model = _served_model()
         self.X, _ = mnist_like(100_000)
+
+    def warm_up(self, batch_size, threads):
         self.model.predict(self.X[:2048], batch_size=batch_size)  # load or compile
 
     def time_predict(self, batch_size, threads):
@@ -74,15 +75,16 @@ class PredictMemory:
         return self._traced()[1]
 
 
-class Serve:
+class Serve(Benchmark):
     params = [THREADS]
     param_names = ["threads"]
 
-    def setup(self, threads):
-        set_threads(threads)
+    def prepare(self, threads):
         self.model = _served_model()
         X, _ = mnist_like(40_000)
         self.requests = [X[i:i + 1000] for i in range(0, 40_000, 1000)]
+
+    def warm_up(self, threads):
         self.model.predict(self.requests[0])
         self.pool = ThreadPoolExecutor(4)
         list(self.pool.map(self.model.predict, self.requests[:4]))  # start the threads

@@ -9,19 +9,13 @@ import numpy as np
 
 import kernels
 
-from .common import (
-    BATCHES, DTYPES, MLP_WIDTHS, THREADS, random_array, random_labels, set_threads,
-)
+from .common import MLP_WIDTHS, Benchmark, random_array, random_labels
 
 N_OUT = MLP_WIDTHS[-1]
 
 
-class Losses:
-    params = [BATCHES, DTYPES, THREADS]
-    param_names = ["batch", "dtype", "threads"]
-
-    def setup(self, batch, dtype, threads):
-        set_threads(threads)
+class Losses(Benchmark):
+    def prepare(self, batch, dtype, threads):
         shape = (batch, N_OUT)
         self.Z = random_array(shape, dtype, 1)
         self.y = random_labels(batch, N_OUT, seed=2)
@@ -29,9 +23,6 @@ class Losses:
         self.dZ = np.ones(shape, dtype)
         self.P = np.ones(shape, dtype)
         self.row_loss = np.ones(batch)
-        for name in dir(self):  # every kernel once: load or compile, never timed
-            if name.startswith("time_"):
-                getattr(self, name)(batch, dtype, threads)
 
     def time_softmax_cross_entropy(self, batch, dtype, threads):
         kernels.softmax_cross_entropy(self.Z, self.y, self.dZ, self.row_loss)

@@ -8,7 +8,7 @@ import timeit
 
 import numpy as np
 
-from .common import DTYPES, MLP_PARAMS, THREADS, import_torch, set_threads
+from .common import DTYPES, MLP_PARAMS, THREADS, Benchmark, import_torch, set_threads
 
 #: Arrays each update reads or writes, per element (params, grads and state; a
 #: read-and-written array counts twice): the bytes moved are ARRAYS * itemsize * n.
@@ -82,29 +82,24 @@ def adam_speedup_vs_torch(n, threads, repeat=7):
     return t_torch / t_ours, t_ours, t_torch
 
 
-class UpdateStep:
+class UpdateStep(Benchmark):
     """One in-place update of n parameters."""
     params = [["sgd", "momentum", "rmsprop", "adam"], UPDATE_SIZES, DTYPES, THREADS]
     param_names = ["update", "size", "dtype", "threads"]
 
-    def setup(self, update, size, dtype, threads):
-        set_threads(threads)
+    def prepare(self, update, size, dtype, threads):
         self.step = update_call(update, update_buffers(update, size, dtype))
-        self.step()  # compile or load the cache: never timed
 
     def time_update(self, update, size, dtype, threads):
         self.step()
 
 
-class AdamBandwidth:
+class AdamBandwidth(Benchmark):
     """Adam's achieved bandwidth (7 arrays x 4 bytes x n per step) as a fraction of
     np.copyto's (2 arrays) in the same process. Target: >= 0.7."""
     params = [SIZES, [1, 2]]
     param_names = ["size", "threads"]
     timeout = 300
-
-    def setup(self, size, threads):
-        set_threads(threads)
 
     def track_adam_fraction_of_copy_bandwidth(self, size, threads):
         return adam_bandwidth_fraction(size, threads)[0]
@@ -112,15 +107,14 @@ class AdamBandwidth:
     track_adam_fraction_of_copy_bandwidth.unit = "ratio"
 
 
-class AdamVsTorch:
+class AdamVsTorch(Benchmark):
     """median(torch.optim.Adam(fused=True).step) / median(adam_step), 10M float32."""
     params = [[10_000_000], [1, 2]]
     param_names = ["size", "threads"]
     timeout = 300
 
-    def setup(self, size, threads):
+    def prepare(self, size, threads):
         import_torch()
-        set_threads(threads)
 
     def track_speedup_adam_vs_torch_fused(self, size, threads):
         return adam_speedup_vs_torch(size, threads)[0]

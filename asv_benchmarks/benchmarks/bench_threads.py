@@ -11,7 +11,7 @@ import timeit
 
 import numpy as np
 
-from .common import build_mlp, mnist_like, set_threads
+from .common import Benchmark, build_mlp, mnist_like, set_threads
 
 N_ROWS = 2048
 
@@ -51,13 +51,10 @@ def api_over_best(batch, threads, repeat=5):
     return med["api"] / min(med.values()), med
 
 
-class ThreadSettings:
+class ThreadSettings(Benchmark):
     params = [[32, 256], [1, 2]]
     param_names = ["batch", "threads"]
     timeout = 600
-
-    def setup(self, batch, threads):
-        set_threads(threads)
 
     def track_api_over_best(self, batch, threads):
         return api_over_best(batch, threads)[0]

@@ -22,26 +22,25 @@ import numpy as np
 import nn
 
 from .common import (
-    BATCHES, DTYPES, THREADS, build_mlp, import_torch, mnist_like, reset_peak_rss,
-    set_threads, torch_mlp_epoch,
+    BATCHES, THREADS, Benchmark, build_mlp, import_torch, mnist_like, reset_peak_rss,
+    set_threads, torch_epoch, torch_mlp,
 )
 
 N_ROWS = 4096
 
 
-class _Fit:
+class _Fit(Benchmark):
     """A model, data and Adam set up for ``fit``; ``run(epochs)`` trains in place."""
-    params = [BATCHES, DTYPES, THREADS]
-    param_names = ["batch", "dtype", "threads"]
     n_rows = None  # rows of data; None: one batch
 
-    def setup(self, batch, dtype, threads):
-        set_threads(threads)
+    def prepare(self, batch, dtype, threads):
         self.batch = batch
         self.X, self.y = mnist_like(self.n_rows or batch, dtype)
         self.model = build_mlp(dtype)
         self.loss = nn.SoftmaxCrossEntropy()
         self.opt = nn.Adam(lr=1e-3)
+
+    def warm_up(self, batch, dtype, threads):
         self.run()  # compile or load the cache, allocate work buffers: never timed
         reset_peak_rss()  # peakmem_ from here: the run, not the setup's transients
 
@@ -84,19 +83,22 @@ def speedup_vs_torch(batch, dtype, threads, repeat=5):
     def ours():
         model.fit(X, y, loss=loss, optimizer=opt, epochs=1, batch_size=batch)
 
-    theirs = torch_mlp_epoch(torch, X, y, batch, 0.01, threads)
+    torch.set_num_threads(threads)
+    torch_model = torch_mlp(torch, dtype)
+    sgd = torch.optim.SGD(torch_model.parameters(), lr=0.01)
+    theirs = torch_epoch(torch, torch_model, sgd, X, y, batch)
     ours(), theirs()  # warm up both
     t_ours = np.median(timeit.repeat(ours, number=1, repeat=repeat))
     t_theirs = np.median(timeit.repeat(theirs, number=1, repeat=repeat))
     return t_theirs / t_ours, N_ROWS / t_ours, N_ROWS / t_theirs
 
 
-class VsTorch:
+class VsTorch(Benchmark):
     params = [BATCHES, THREADS]
     param_names = ["batch", "threads"]
     timeout = 600
 
-    def setup(self, batch, threads):
+    def prepare(self, batch, threads):
         import_torch()
 
     def track_speedup_sgd_epoch(self, batch, threads):

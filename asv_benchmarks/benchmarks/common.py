@@ -1,9 +1,10 @@
-"""Shared parameters, data builders, seeds and the optional PyTorch import.
+"""Shared parameters, data builders, seeds, the benchmarks' base class and the
+optional PyTorch import with its one training-epoch helper.
 
 Every benchmark's ``setup`` calls its kernel (or step) once, so compilation or the
-Numba cache load and the first touch of every output page are never timed. The
-sizes are those of the reference workload, the 784-256-256-10 ReLU MLP, at the batch
-sizes of ``BATCHES``.
+Numba cache load and the first touch of every output page are never timed
+(``Benchmark.setup`` does it for the classes built on it). The sizes are those of the
+reference workload, the 784-256-256-10 ReLU MLP, at the batch sizes of ``BATCHES``.
 
 ``kernels`` and ``nn`` are imported here, at module level, and one serial kernel is
 called, which initializes Numba's JIT: with ``"launch_method": "forkserver"``
@@ -73,12 +74,11 @@ def mnist_like(n, dtype="float32", seed=0):
     return X, y
 
 
-def build_mlp(dtype="float32", seed=0):
-    """The 784-256-256-10 MLP, ReLU hidden layers, logits out."""
-    w = MLP_WIDTHS
-    layers = [nn.Dense(a, b, activation="relu") for a, b in zip(w[:-2], w[1:-1])]
-    layers.append(nn.Dense(w[-2], w[-1]))
-    return nn.Sequential(layers, dtype=np.dtype(dtype), seed=seed)
+def build_mlp(dtype="float32", seed=0, **options):
+    """The 784-256-256-10 MLP, ReLU hidden layers, logits out, built by ``nn.mlp``
+    (``options``: its ``batch_norm`` and ``keep_prob``)."""
+    return nn.mlp(MLP_WIDTHS, activation="relu", dtype=np.dtype(dtype), seed=seed,
+                  **options)
 
 
 def reset_peak_rss():
@@ -106,6 +106,40 @@ def set_threads(threads):
     nn.set_num_threads(threads)
 
 
+class Benchmark:
+    """Base class of the suite's parametrized benchmarks.
+
+    ``params``/``param_names`` default to the suite's axes (``BATCHES``, ``DTYPES``,
+    ``THREADS``); a subclass with other axes keeps "threads" as one of them. ``setup``
+    applies the thread count (``set_threads``: NotImplementedError, which asv reports as
+    a skip, beyond the machine's threads), calls ``prepare`` to build the benchmark's
+    data, then ``warm_up``: by default every ``time_*`` method once, in the order the
+    class defines them, so compilation (or the Numba cache load) and the first touch of
+    every output page are never timed. asv names benchmarks by class and method, so
+    subclasses keep theirs; this class holds no benchmark itself.
+    """
+
+    params = [BATCHES, DTYPES, THREADS]
+    param_names = ["batch", "dtype", "threads"]
+
+    def setup(self, *params):
+        set_threads(params[self.param_names.index("threads")])
+        self.prepare(*params)
+        self.warm_up(*params)
+
+    def prepare(self, *params):
+        """Build the arrays and objects the benchmark methods use."""
+
+    def warm_up(self, *params):
+        """Run each ``time_*`` method once (compile or load, touch pages): never timed."""
+        seen = set()
+        for klass in reversed(type(self).__mro__):
+            for name in vars(klass):
+                if name.startswith("time_") and name not in seen:
+                    seen.add(name)
+                    getattr(self, name)(*params)
+
+
 def import_torch():
     """PyTorch, or NotImplementedError so asv skips the comparison when it is absent."""
     try:
@@ -115,18 +149,31 @@ def import_torch():
     return torch
 
 
-def torch_mlp_epoch(torch, X, y, batch_size, lr, threads, seed=0):
-    """A function running one epoch of the same MLP and SGD in PyTorch (CPU)."""
-    torch.set_num_threads(threads)
+def torch_mlp(torch, dtype="float32", seed=0, batch_norm=False, keep_prob=1.0):
+    """The PyTorch twin of ``build_mlp``, in training mode: Linear -> ReLU hidden layers,
+    or with ``batch_norm`` Linear(bias=False) -> BatchNorm1d -> ReLU, followed by
+    Dropout(1 - keep_prob) when ``keep_prob < 1``; logits out. Seeded with ``seed``."""
     torch.manual_seed(seed)
     w = MLP_WIDTHS
     mods = []
     for a, b in zip(w[:-2], w[1:-1]):
-        mods += [torch.nn.Linear(a, b), torch.nn.ReLU()]
+        if batch_norm:
+            mods += [torch.nn.Linear(a, b, bias=False), torch.nn.BatchNorm1d(b),
+                     torch.nn.ReLU()]
+        else:
+            mods += [torch.nn.Linear(a, b), torch.nn.ReLU()]
+        if keep_prob < 1.0:
+            mods.append(torch.nn.Dropout(1.0 - keep_prob))
     mods.append(torch.nn.Linear(w[-2], w[-1]))
-    model = torch.nn.Sequential(*mods).to(torch.float32 if X.dtype == np.float32
-                                           else torch.float64)
-    opt = torch.optim.SGD(model.parameters(), lr=lr)
+    torch_dtype = torch.float32 if np.dtype(dtype) == np.float32 else torch.float64
+    return torch.nn.Sequential(*mods).to(torch_dtype).train()
+
+
+def torch_epoch(torch, model, optimizer, X, y, batch_size, seed=0):
+    """A function running one epoch of ``model`` in PyTorch (CPU), the same loop as
+    ``fit``'s: rows in a new random order each epoch (a generator seeded with ``seed``),
+    mini-batches of ``batch_size`` with the last partial one kept, cross-entropy on the
+    logits, one ``optimizer`` step per batch. The caller sets the thread count."""
     loss_fn = torch.nn.CrossEntropyLoss()
     Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
     n = X.shape[0]
@@ -136,9 +183,8 @@ def torch_mlp_epoch(torch, X, y, batch_size, lr, threads, seed=0):
         order = torch.randperm(n, generator=gen)
         for lo in range(0, n, batch_size):
             idx = order[lo:lo + batch_size]
-            opt.zero_grad(set_to_none=True)
-            loss = loss_fn(model(Xt[idx]), yt[idx])
-            loss.backward()
-            opt.step()
+            optimizer.zero_grad(set_to_none=True)
+            loss_fn(model(Xt[idx]), yt[idx]).backward()
+            optimizer.step()
 
     return epoch

@@ -206,7 +206,7 @@ BAD_APPLY = [
     (dict(X_batch=np.zeros((4, 3)).T), TypeError, r"not C-contiguous"),
     (dict(X_batch=np.zeros((3, 5))), ValueError,
      r"Augment.apply: augment image_shape \(2, 2\) needs rows of 4 features; "
-     r"the model takes 5"),
+     r"X_batch has 5"),
     (dict(seed=-1), ValueError, r"Augment.apply: seed must be >= 0; got -1"),
     (dict(epoch=2**31), ValueError, r"Augment.apply: epoch must be < 2147483648"),
     (dict(step=2**32), ValueError, r"Augment.apply: step must be < 4294967296"),

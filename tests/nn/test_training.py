@@ -1,6 +1,8 @@
 """fit: mini-batch gradient descent, shuffling, History, determinism, convergence and
 divergence."""
+import io
 import re
+import sys
 
 import numpy as np
 import pytest
@@ -285,6 +287,29 @@ def test_fit_verbose_1_shows_a_progress_bar_with_the_metrics(capsys):
     out, err = capsys.readouterr()
     assert out == ""
     assert "3/3" in err and "epoch" in err and "dev_accuracy" in err
+
+
+def test_fit_verbose_auto_shows_the_bar_on_a_terminal_and_resumes_its_count(monkeypatch):
+    pytest.importorskip("tqdm")
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+    monkeypatch.setattr(sys, "stderr", Terminal())
+    X, y = indexed_data(12)
+    model = small_model()
+    model.fit(X, y, loss=nn.SoftmaxCrossEntropy(), epochs=2, verbose=0)
+    model.fit(X, y, epochs=4, initial_epoch=2)   # verbose="auto"
+    err = sys.stderr.getvalue()
+    assert "2/4" in err and "4/4" in err and "1/4" not in err
+
+
+def test_fit_verbose_1_without_tqdm_prints_the_lines_of_verbose_2(capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "tqdm.auto", None)   # makes the import fail
+    X, y = indexed_data(12)
+    small_model().fit(X, y, loss=nn.SoftmaxCrossEntropy(), epochs=2, verbose=1)
+    lines = capsys.readouterr().err.splitlines()
+    assert [line.split("  ")[0] for line in lines] == ["epoch 1/2", "epoch 2/2"]
 
 
 @pytest.mark.parametrize("verbose", [3, -1, "loud", 1.5])

@@ -256,7 +256,7 @@ def test_lower_is_better_for_losses_and_ties_go_by_trial_index():
     r = tuning.random_search(quadratic, {"x": Uniform(0, 1)}, 2, executor=SerialExecutor(),
                              metric="score", verbose=0)
     assert r.mode == "max"
-    assert tuning._infer_mode("dev_loss") == "min"
+    assert tuning.search._infer_mode("dev_loss") == "min"
 
 
 def test_objective_without_seed_keyword_is_called_with_params_only():
@@ -318,6 +318,21 @@ def test_progress_prints_one_line_per_finished_trial(capsys):
     assert len(err) == 3
     assert err[0].startswith("[1/3] trial 0: score ") and "(x=" in err[0]
     assert err[2].startswith("[3/3] trial 2")
+
+
+def test_progress_bar_shows_the_best_metric_so_far(capsys, monkeypatch):
+    pytest.importorskip("tqdm")
+    tuning.random_search(quadratic, {"x": Uniform(0, 1)}, 3, executor=SerialExecutor(),
+                         metric="score", verbose=1)
+    err = capsys.readouterr().err
+    assert "3/3" in err and "trial" in err and "best score" in err
+    # Without tqdm, verbose=1 prints the lines of verbose=2.
+    monkeypatch.setitem(sys.modules, "tqdm.auto", None)
+    tuning.successive_halving(lambda params, **kwargs: {"score": params["x"]},
+                              {"x": Uniform(0, 1)}, 2, eta=2, executor=SerialExecutor(),
+                              metric="score", verbose=1)
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("rung 0 (1 epoch) [1/2] trial ") and "score" in err[0], err
 
 
 @pytest.mark.parametrize("kwargs, error, words", [
@@ -453,7 +468,7 @@ def test_mlp_objective_is_picklable_and_validates(digits):
         (dict(lr=-1.0), ValueError, "mlp_objective: lr must be > 0.0; got -1.0"),
         (dict(optimizer="lbfgs"), ValueError, "unknown optimizer 'lbfgs'"),
         (dict(hidden=0), ValueError, "hidden must be >= 1; got 0"),
-        (dict(keep_prob=0.0), ValueError, "keep_prob must be > 0.0"),
+        (dict(keep_prob=0.0), ValueError, "keep_prob must be in (0, 1]; got 0.0"),
         (dict(beta1=1.0), ValueError, "beta1 must be < 1.0"),
     ]
     for kwargs, error, words in cases:
