@@ -248,31 +248,33 @@ class Babysitter(Callback):
     def save_checkpoint(self, path=None):
         """Save the model at the end of the current epoch, to ``path`` (default: the
         ``checkpoint`` given to the constructor)."""
-        if path is None and self.checkpoint is None:
-            raise ValueError("Babysitter.save_checkpoint: no path; pass path= or create "
-                             "the Babysitter with checkpoint=PATH.")
-        if path is not None and not isinstance(path, (str, os.PathLike)):
-            raise TypeError(f"Babysitter.save_checkpoint: path must be a path or None; got "
-                            f"{path!r}.")
+        command = self._checkpoint_command(True if path is None else path,
+                                           "Babysitter.save_checkpoint", "path")
         with self._lock:
-            self._pending["checkpoint"] = True if path is None else os.fspath(path)
+            self._pending["checkpoint"] = command
 
     def stop(self, checkpoint=False):
         """Stop training at the end of the current epoch; with ``checkpoint`` (True for
         the default path, or a path) save the model at that same epoch first."""
+        command = None
         if checkpoint is not False and checkpoint is not None:
-            if checkpoint is True and self.checkpoint is None:
-                raise ValueError("Babysitter.stop: checkpoint=True needs a path; pass "
-                                 "checkpoint=PATH or create the Babysitter with one.")
-            if checkpoint is not True and not isinstance(checkpoint, (str, os.PathLike)):
-                raise TypeError(f"Babysitter.stop: checkpoint must be True, False or a "
-                                f"path; got {checkpoint!r}.")
+            command = self._checkpoint_command(checkpoint, "Babysitter.stop", "checkpoint")
         with self._lock:
             self._pending["stop"] = True
-            if checkpoint is True:
-                self._pending["checkpoint"] = True
-            elif checkpoint:
-                self._pending["checkpoint"] = os.fspath(checkpoint)
+            if command is not None:
+                self._pending["checkpoint"] = command
+
+    def _checkpoint_command(self, value, where, arg):
+        """True (the constructor's path) or a path, for a checkpoint asked for by a call
+        to ``where`` with argument ``arg``."""
+        if value is True:
+            if self.checkpoint is None:
+                raise ValueError(f"{where}: no path; pass {arg}=PATH or create the "
+                                 f"Babysitter with checkpoint=PATH.")
+            return True
+        if not isinstance(value, (str, os.PathLike)):
+            raise TypeError(f"{where}: {arg} must be True, False or a path; got {value!r}.")
+        return os.fspath(value)
 
     def start(self, model, X, y, **fit_kwargs):
         """Run ``model.fit(X, y, **fit_kwargs)`` in a background thread, with this

@@ -122,21 +122,21 @@ def test_steps_after_the_first_of_each_size_allocate_nothing(name, allocations):
 
 # -- the meter itself: what the monkeypatched np.empty count never saw ---------------
 
-@njit
+@njit(cache=True)  # in tests/nn/__pycache__ (ignored by git)
 def _sum_with_scratch(a):
     scratch = np.empty_like(a)  # an allocation inside a kernel
     scratch[:] = a
     return scratch.sum()
 
 
-@njit
+@njit(cache=True)
 def _sum_in_place(a, out):
     out[0] = a.sum()
 
 
 @pytest.fixture(scope="module")
 def compiled():
-    """The two functions compiled before the test starts tracing (slow under it)."""
+    """The two functions compiled (or loaded) before the test starts tracing."""
     _sum_with_scratch(np.ones(2)), _sum_in_place(np.ones(2), np.zeros(1))
 
 

@@ -719,7 +719,7 @@ def test_babysitter_join_reraises_the_fit_error_and_validates(digits):
         sitter.set_lr(-1)
     with pytest.raises(ValueError, match="no path; pass path="):
         sitter.save_checkpoint()
-    with pytest.raises(ValueError, match="checkpoint=True needs a path"):
+    with pytest.raises(ValueError, match="no path; pass checkpoint=PATH"):
         sitter.stop(checkpoint=True)
     with pytest.raises(TypeError, match="checkpoint must be True, False or a path; got 3"):
         sitter.stop(checkpoint=3)
