@@ -12,7 +12,7 @@ import os
 import threading
 import warnings
 
-from ._validation import check_bool, check_choice, check_output_path, check_scalar
+from ._validation import check_bool, check_choice, check_lr, check_output_path, check_scalar
 
 
 class Callback:
@@ -241,7 +241,7 @@ class Babysitter(Callback):
     # commands from other threads
     def set_lr(self, lr):
         """Use learning rate ``lr`` (> 0) from the next epoch on."""
-        lr = check_scalar("lr", lr, where="Babysitter.set_lr", low=0.0, low_open=True)
+        lr = check_lr(lr, "Babysitter.set_lr")
         with self._lock:
             self._pending["lr"] = lr
 

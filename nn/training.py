@@ -14,7 +14,8 @@ import numpy as np
 
 from ._progress import Progress, resolve_verbose
 from ._threads import use_chosen_threads
-from ._validation import all_finite, check_bool, check_choice, check_scalar, check_weights
+from ._validation import (all_finite, check_bool, check_choice, check_lr, check_scalar,
+                          check_weights)
 from .augment import Augment
 # EarlyStopping and ModelCheckpoint lived here: imports and pickles that name
 # nn.training still find them.
@@ -322,8 +323,7 @@ def _fit(model, X, y, *, loss, optimizer, epochs, batch_size, l2, l1, schedule,
             model._training_state = (f"fit running in thread {thread!r}, epoch "
                                      f"{epoch + 1} of {epochs}")
             if schedule is not None and not per_step:
-                optimizer.lr = check_scalar(f"schedule({epoch})", schedule(epoch), where=where,
-                                            low=0.0, low_open=True)
+                optimizer.lr = check_lr(schedule(epoch), where, name=f"schedule({epoch})")
             order = epoch_order(n, shuffle, seed, epoch, where=where)
             start_params[...] = model.params
             start_buffers[...] = model.buffers
@@ -351,8 +351,8 @@ def _fit(model, X, y, *, loss, optimizer, epochs, batch_size, l2, l1, schedule,
                     good_buffers, start_buffers = start_buffers, good_buffers
                     good_epoch = epoch
                 if per_step:
-                    optimizer.lr = check_scalar("schedule(step)", schedule(
-                        epoch * steps_per_epoch + step), where=where, low=0.0, low_open=True)
+                    optimizer.lr = check_lr(schedule(epoch * steps_per_epoch + step), where,
+                                            name="schedule(step)")
                 optimizer.step(model.params, model.grads)
                 total_cost += cost * r
                 if loss.classification:

@@ -16,8 +16,7 @@ import nn
 rng = np.random.default_rng(0)
 X = rng.standard_normal((64, 784)).astype(np.float32)
 y = rng.integers(0, 10, 64)
-model = nn.Sequential([nn.Dense(784, 256, activation="relu"),
-                       nn.Dense(256, 256, activation="relu"), nn.Dense(256, 10)], seed=0)
+model = nn.mlp([784, 256, 256, 10], seed=0)
 model.fit(X, y, loss=nn.SoftmaxCrossEntropy(), optimizer=nn.Adam(lr=1e-3), epochs=1,
           batch_size=64)
 """

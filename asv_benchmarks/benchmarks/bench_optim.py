@@ -21,7 +21,7 @@ UPDATE_SIZES = [MLP_PARAMS] + SIZES
 def update_buffers(update, n, dtype="float32", seed=0):
     """params, grads and the update's state, cut from one staggered block as the
     optimizers allocate them, every page written (touched) here."""
-    from nn.model import staggered_buffers
+    from nn._layout import staggered_buffers
     n_state = {"sgd": 0, "momentum": 1, "rmsprop": 1, "adam": 2}[update]
     arrays = staggered_buffers([n] * (2 + n_state), dtype)
     rng = np.random.default_rng(seed)
