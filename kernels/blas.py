@@ -4,14 +4,17 @@ Jitted code calls the C symbols ``numba_nn_sgemm`` and ``numba_nn_dgemm``, which
 module points, at import, at the ``cblas_?gemm`` of one BLAS library (the backend):
 
 - ``"mkl"``: Intel oneMKL's ``libmkl_rt``, when the ``mkl`` wheel is installed
-  (``pip install "numba-nn[mkl]"``). On the 2-core AVX-512 machine the project is
-  measured on, its single-thread SGEMM ran 1.15-2x faster than OpenBLAS on a training
-  step's shapes (the most at small batches).
+  (``pip install "numba-nn[mkl]"``). On a 2-core Intel Xeon (AVX-512) its single-thread
+  SGEMM ran 1.15-2x faster than OpenBLAS on a training step's shapes (the most at small
+  batches).
 - ``"openblas"``: the OpenBLAS bundled with SciPy (``scipy_cblas_?gemm``), the library
   Numba's own ``np.dot`` uses. Always there, since Numba needs SciPy for ``np.dot``.
 
-``NUMBA_NN_BLAS=openblas`` (or ``mkl``) in the environment before the first import
-chooses explicitly. Because the symbol is resolved when a cached kernel is loaded, not
+The default is oneMKL on Intel CPUs (``cpu_vendor() == "GenuineIntel"``) when it is
+installed, and OpenBLAS elsewhere: on a 2-core AMD EPYC (Zen 4) oneMKL was no faster on
+one thread and 2.6-3.5x slower at batch 32 on two (Intel's OpenMP sleeping between the
+small GEMMs). ``NUMBA_NN_BLAS=openblas`` (or ``mkl``) in the environment before the first
+import chooses explicitly. Because the symbol is resolved when a cached kernel is loaded, not
 when it is compiled, the on-disk Numba cache is valid for either backend.
 
 Reproducibility: both libraries give the same bits run to run for a fixed BLAS thread
@@ -23,6 +26,7 @@ import ctypes
 import ctypes.util
 import glob
 import os
+import platform
 import sys
 
 import llvmlite.binding as llvm
@@ -69,10 +73,35 @@ def _openblas_library():
     return None
 
 
+def cpu_vendor():
+    """The x86 vendor string ("GenuineIntel", "AuthenticAMD", ...), or "" if unknown."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("vendor_id"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    name = platform.processor()   # Windows: "... GenuineIntel" / "... AuthenticAMD"
+    for vendor in ("GenuineIntel", "AuthenticAMD"):
+        if vendor in name:
+            return vendor
+    return ""
+
+
+def preferred_backend(vendor):
+    """The backend tried first on a CPU of this vendor: oneMKL only where it measured
+    faster. On an AMD EPYC (Zen 4) it was no faster on 1 thread and 2.6-3.5x slower at
+    batch 32 on 2 (README, BLAS); on Intel Xeons 1.15-2x faster."""
+    return "mkl" if vendor == "GenuineIntel" else "openblas"
+
+
 def _register():
     wanted = os.environ.get("NUMBA_NN_BLAS", "").strip().lower()
     if wanted not in ("", "mkl", "openblas"):
         raise ImportError(f"NUMBA_NN_BLAS must be 'mkl' or 'openblas'; got {wanted!r}.")
+    if wanted == "" and preferred_backend(cpu_vendor()) == "openblas":
+        wanted = "openblas"
     found, backend = None, None
     if wanted in ("", "mkl"):
         found, backend = _mkl_library(), "mkl"
