@@ -63,3 +63,25 @@ def warmup(dtypes=("float32",)):
             model.evaluate(X, y)
             model.predict(X)
     return time.perf_counter() - start
+
+
+class CompileTimer:
+    """``with CompileTimer() as timer: ...`` adds to ``timer.seconds`` the wall time
+    Numba spends compiling inside the block (its ``numba:compile`` events, outermost
+    only: a kernel compiling its callees counts once). Loading a kernel from Numba's
+    cache is not a compilation and is not counted."""
+
+    def __init__(self):
+        self.seconds = 0.0
+
+    def _add(self, seconds):
+        self.seconds += seconds
+
+    def __enter__(self):
+        from numba.core import event
+        self._timer = event.install_timer("numba:compile", self._add)
+        self._timer.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        return self._timer.__exit__(*exc)

@@ -277,3 +277,31 @@ def test_cli_keeps_the_model_when_saving_fails_at_the_end(capsys, tmp_path, monk
     assert f"the model was saved to {rescued[0]} instead" in err
     assert nn.load(rescued[0]).predict_classes(np.zeros((1, 64))).shape == (1,)
     assert not target.exists()
+
+
+def test_the_cli_reports_compile_time_apart_from_training(capsys):
+    from nn.__main__ import main
+    main(["--epochs", "1", "--quiet"])
+    line = next(l for l in capsys.readouterr().out.splitlines() if l.startswith("trained in"))
+    assert "s compiling kernels" in line and "s training (" in line and "samples/s)" in line
+
+
+def test_compile_timer_counts_a_compilation_once():
+    import numba
+
+    from nn.warmup import CompileTimer
+
+    @numba.njit
+    def inner(x):
+        return x + 1
+
+    @numba.njit
+    def outer(x):
+        return inner(x) * 2
+
+    with CompileTimer() as timer:
+        outer(1.0)
+    compiled = timer.seconds
+    with CompileTimer() as again:
+        outer(2.0)          # compiled already: nothing to count
+    assert compiled > 0 and again.seconds == 0
