@@ -90,20 +90,19 @@ def check_data(parser, folder):
 def check_output(parser, option, path):
     """Exit with a usage error unless a file can be written at ``path`` (its folder exists
     and is writable): found now, not after the training."""
-    if not path or os.path.isdir(path):
+    from ._validation import check_output_path
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        check_output_path(option, path, where="python -m nn")
+    except (ValueError, IsADirectoryError):
         parser.error(f"{option} must be a file name; got {path!r}"
                      f"{', a folder' if path else ''}")
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
+    except FileNotFoundError:
         parser.error(f"{option} must be a file in an existing folder; got {path!r}, and "
                      f"{folder} is not a folder")
-    try:
-        fd, probe = tempfile.mkstemp(prefix=".tmp-", dir=folder)  # as nn.save will
-    except OSError as exc:
+    except PermissionError as exc:
         parser.error(f"{option} must be a file in a writable folder; got {path!r}, and "
-                     f"{folder} cannot be written ({exc.strerror})")
-    os.close(fd)
-    os.unlink(probe)
+                     f"{folder} cannot be written ({exc.__cause__.strerror})")
 
 
 def have_matplotlib():

@@ -5,6 +5,7 @@ got, e.g. ``Sequential.fit: lr must be > 0; got -0.1.``
 """
 import numbers
 import os
+import tempfile
 
 import numpy as np
 
@@ -158,11 +159,17 @@ def check_output_path(name, value, *, where, format=None):
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"{where}: {name} {path!r} is in a folder that does not "
                                 f"exist ({folder!r}); create it first.")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise PermissionError(f"{where}: {name} {path!r} is in a folder this process "
-                              f"cannot write to ({folder!r}).")
     if os.path.isdir(probe):
         raise IsADirectoryError(f"{where}: {name} {path!r} is a folder; give a file name.")
+    try:
+        # The temporary file a save makes first (nn._files.atomic_write): a read-only
+        # mount or a full disk shows here, where os.access would pass for root.
+        fd, temporary = tempfile.mkstemp(prefix=".tmp-", dir=folder)
+    except OSError as exc:
+        raise PermissionError(f"{where}: {name} {path!r} is in a folder this process "
+                              f"cannot write to ({folder!r}: {exc.strerror}).") from exc
+    os.close(fd)
+    os.unlink(temporary)
     return path
 
 

@@ -237,8 +237,8 @@ class Activation(Layer):
 
 def gives_one_row_batch(n, batch_size):
     """Whether mini-batches of ``batch_size`` over ``n`` rows include a batch of one row,
-    on which BatchNorm cannot train (its variance is 0 by definition): the one place
-    that rule is written."""
+    on which BatchNorm cannot train (its variance is 0 by definition): ``fit`` and the
+    estimator read the rule here; ``BatchNorm.forward`` refuses such a batch."""
     bs = min(batch_size, n)
     return bs == 1 or n % bs == 1
 
@@ -333,7 +333,7 @@ class BatchNorm(Layer):
     def forward(self, X, training):
         if not training:
             return self.infer(X, self.infer_work(X.shape[0], X.dtype))
-        if gives_one_row_batch(X.shape[0], X.shape[0]):
+        if X.shape[0] < 2:
             raise ValueError(
                 f"BatchNorm: expected more than 1 value per feature when training; got "
                 f"a batch of {X.shape[0]} row. Use a batch of 2 or more rows, or eval "

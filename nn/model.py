@@ -153,7 +153,6 @@ class Sequential:
         return check_array(name, X, where=where, dtype=self.dtype, n_cols=self.n_features)
 
     def _check_not_training(self, where):
-        use_chosen_threads()
         if self._training_lock.locked():
             raise RuntimeError(f"{where}: the model is training ({self._training_state}); "
                                f"a training-mode pass now would corrupt that run. Wait "
@@ -214,6 +213,7 @@ class Sequential:
         if not check_bool("training", training, where=where):
             return self._infer_into(X, where, batch_size, None)
         self._check_not_training(where)
+        use_chosen_threads()
         X = self._check_X(X, where)
         out = self._forward(X, True)
         self._last_forward_rows = X.shape[0]
@@ -228,6 +228,7 @@ class Sequential:
         """
         where = "Sequential.backward"
         self._check_not_training(where)
+        use_chosen_threads()
         rows = getattr(self, "_last_forward_rows", None)
         if rows is None:
             raise RuntimeError(f"{where}: call forward(X, training=True) first.")
@@ -369,8 +370,8 @@ class Sequential:
             if loss.classification:
                 hits += loss.n_correct(out, T[lo:hi])
                 scored += loss.n_scored(T[lo:hi])
-        weight = n if weights is None else float(kernels.ordered_sum(weights))
-        result = {"loss": total / weight if weight > 0 else 0.0}
+        # Weights reach here checked: their sum is > 0.
+        result = {"loss": total / (n if weights is None else kernels.ordered_sum(weights))}
         if loss.classification:
             result["accuracy"] = hits / scored
         return result

@@ -192,7 +192,8 @@ def fit(model, X, y, *, loss=None, optimizer=None, epochs=10, batch_size=32, l2=
     sample_weight : array (n_samples,) of floats >= 0, or None
         Each row's weight in the training loss and its gradient: a mini-batch's loss is
         the weighted mean ``sum w_i l_i / sum w_i`` (PyTorch's and scikit-learn's
-        convention). Metrics (accuracy, dev loss) stay unweighted.
+        convention). Accuracies stay unweighted; for the dev loss see
+        ``validation_data``.
     class_weight : dict ``{class index: weight}``, "balanced" or None
         Multiplies each row's weight by its class's (classes not named weigh 1);
         "balanced" is scikit-learn's ``n_samples / (n_classes * count(class))``. Needs
