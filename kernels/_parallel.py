@@ -4,6 +4,23 @@ A kernel's loop over rows (or blocks, or elements) is written once, with ``prang
 ``serial_and_parallel`` compiles it serial and parallel, and the public kernel takes the
 parallel build from ``PARALLEL_MIN_SIZE`` elements. ``prange`` is ``range`` in a build
 without ``parallel=True``: the serial build is the machine code of that loop with ``range``.
+The serial build is inlined into the public kernel (one compilation less, and the loop's
+code optimized once instead of twice); the parallel build is a function of its own.
+
+Every such public kernel takes a last argument ``parallel``: True (the default) takes the
+parallel build from ``PARALLEL_MIN_SIZE`` elements; False never does; None never does and
+leaves the parallel build uncompiled. Numba prunes a branch on ``parallel is not None`` for
+an argument typed None before it types the body, so the call to the parallel build is
+gone from that compilation (the parallel builds were a third of a cold start's compile
+time). The public kernels write it as ``if parallel is not None:`` alone, the call inside.
+``parallel_arg(n)`` is the argument the ``nn`` API passes: True from the threshold, None
+below it, so a run that never reaches the threshold never compiles a parallel build.
+
+From jitted code the choice is made by the argument's type, not its value: pass None, or
+forward an argument of your own function that Python called with None or a bool (typed
+none or bool: the signatures ``nn`` compiles, so they are shared). A variable that is
+None on one path and a bool on another is an Optional, which prunes nothing; a literal
+``True`` works but compiles a signature of its own (``np.bool_(True)`` is a plain bool).
 
 Numba checks a cached kernel against its own source file only and freezes the globals it
 reads when it compiles: after changing a value below, clear the Numba cache (the folder
@@ -31,7 +48,8 @@ STAT_ROWS = 128
 #: Rows per chunk of BatchNorm's elementwise passes. Chunks run last to first (the rows
 #: the previous pass read last are still in cache), the rows of a chunk first to last (a
 #: backward walk over rows of one page each defeats the hardware prefetcher: 3x slower).
-#: No result depends on it.
+#: The dense forward's bias-activation pass works in chunks of as many rows (first to
+#: last). No result depends on it.
 ROW_CHUNK = 32
 
 
@@ -44,7 +62,13 @@ def _renamed(py_func, name):
 
 def serial_and_parallel(py_func, **options):
     """``(serial, parallel)``: ``py_func``, a loop written with ``prange``, compiled by
-    ``njit(cache=True, **options)`` and by ``njit(cache=True, parallel=True, **options)``.
+    ``njit(cache=True, inline="always", **options)`` and by ``njit(cache=True,
+    parallel=True, no_cfunc_wrapper=True, **options)``.
+
+    The serial build is inlined into the jitted code that calls it (the public kernel),
+    where ``prange`` is ``range``; called from Python it compiles on its own. The
+    parallel build skips the C-callback wrapper (for first-class function values, which
+    no kernel uses), which costs compile time.
 
     Each build compiles a copy of ``py_func`` named ``<name>_serial`` or
     ``<name>_parallel``: one function compiled both ways would share one cache entry
@@ -53,5 +77,12 @@ def serial_and_parallel(py_func, **options):
     """
     serial = _renamed(py_func, py_func.__name__ + "_serial")
     parallel = _renamed(py_func, py_func.__name__ + "_parallel")
-    return (njit(cache=True, **options)(serial),
-            njit(cache=True, parallel=True, **options)(parallel))
+    return (njit(cache=True, inline="always", **options)(serial),
+            njit(cache=True, parallel=True, no_cfunc_wrapper=True, **options)(parallel))
+
+
+def parallel_arg(n_elements):
+    """The ``parallel`` argument of a kernel call whose array has ``n_elements`` elements:
+    True from ``PARALLEL_MIN_SIZE`` (the kernel takes its parallel build), else None (it
+    runs serial and its parallel build is not compiled for that call)."""
+    return True if n_elements >= PARALLEL_MIN_SIZE else None

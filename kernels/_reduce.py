@@ -72,18 +72,21 @@ _column_sums_serial, _column_sums_parallel = serial_and_parallel(_column_sums)
 
 
 @njit(cache=True)
-def column_sums(X, scratch, out):
+def column_sums(X, scratch, out, parallel=True):
     """Column sums of a batch: ``out[j] = sum_i X[i, j]``.
 
     X (n, d) read; scratch (n_blocks(n), d) float64 written; out (d,) written.
+    parallel: True (default) takes the parallel build from PARALLEL_MIN_SIZE elements;
+    None never does and leaves it uncompiled.
 
     Notes: parallel over row blocks for large X; the same bits for any thread count
     and for the serial and parallel builds.
     """
-    if X.size >= PARALLEL_MIN_SIZE:
-        _column_sums_parallel(X, scratch, out)
-    else:
-        _column_sums_serial(X, scratch, out)
+    if parallel is not None:
+        if parallel and X.size >= PARALLEL_MIN_SIZE:
+            _column_sums_parallel(X, scratch, out)
+            return
+    _column_sums_serial(X, scratch, out)
 
 
 @njit(cache=True)

@@ -92,26 +92,32 @@ _backward_serial, _backward_parallel = serial_and_parallel(_backward)
 
 
 @njit(cache=True)
-def activation_forward(Z, act_code, A):
+def activation_forward(Z, act_code, A, parallel=True):
     """A = act(Z) elementwise.
 
     Z (n, d) read; act_code int; A (n, d) written (may be Z itself).
+    parallel: True (default) takes the parallel build from PARALLEL_MIN_SIZE elements;
+    None never does and leaves it uncompiled.
     Notes: parallel over rows from ``PARALLEL_MIN_SIZE`` elements; no reductions, so
     the same bits for any thread count.
     """
-    if Z.size >= PARALLEL_MIN_SIZE:
-        _forward_parallel(Z, act_code, A)
-    else:
-        _forward_serial(Z, act_code, A)
+    if parallel is not None:
+        if parallel and Z.size >= PARALLEL_MIN_SIZE:
+            _forward_parallel(Z, act_code, A)
+            return
+    _forward_serial(Z, act_code, A)
 
 
 @njit(cache=True)
-def activation_backward(Z, A, dA, act_code, dZ):
+def activation_backward(Z, A, dA, act_code, dZ, parallel=True):
     """dZ = dA * act'(Z), with act'(Z) taken from Z and A = act(Z).
 
     Z, A, dA (n, d) read; act_code int; dZ (n, d) written (may be dA itself).
+    parallel: True (default) takes the parallel build from PARALLEL_MIN_SIZE elements;
+    None never does and leaves it uncompiled.
     """
-    if Z.size >= PARALLEL_MIN_SIZE:
-        _backward_parallel(Z, A, dA, act_code, dZ)
-    else:
-        _backward_serial(Z, A, dA, act_code, dZ)
+    if parallel is not None:
+        if parallel and Z.size >= PARALLEL_MIN_SIZE:
+            _backward_parallel(Z, A, dA, act_code, dZ)
+            return
+    _backward_serial(Z, A, dA, act_code, dZ)

@@ -82,7 +82,7 @@ _gaussian_noise_serial, _gaussian_noise_parallel = serial_and_parallel(_gaussian
 
 
 @njit(cache=True)
-def add_gaussian_noise(X, sigma, seed, step, out):
+def add_gaussian_noise(X, sigma, seed, step, out, parallel=True):
     """``out = X + sigma * z`` with z standard normal from the counter hash.
 
     X (n, d) read; sigma float >= 0; seed, step int >= 0 (element k = i * d + j takes
@@ -90,15 +90,18 @@ def add_gaussian_noise(X, sigma, seed, step, out):
     indices ``2 * (k // 2)`` and ``2 * (k // 2) + 1``: see the module docstring); out
     (n, d) written (may be X itself). X and out share a dtype; the sum is formed in
     float64 and rounded once to out's dtype.
+    parallel: True (default) takes the parallel build from PARALLEL_MIN_SIZE elements;
+    None never does and leaves it uncompiled.
 
     Notes: parallel over rows from ``PARALLEL_MIN_SIZE`` elements; each element depends
     only on (X[i, j], sigma, seed, step, k), so the same bits for any thread count.
     About 16 ns an element on one core (a log, a cos and a sin per two elements).
     """
-    if X.size >= PARALLEL_MIN_SIZE:
-        _gaussian_noise_parallel(X, sigma, seed, step, out)
-    else:
-        _gaussian_noise_serial(X, sigma, seed, step, out)
+    if parallel is not None:
+        if parallel and X.size >= PARALLEL_MIN_SIZE:
+            _gaussian_noise_parallel(X, sigma, seed, step, out)
+            return
+    _gaussian_noise_serial(X, sigma, seed, step, out)
 
 
 # --- shifts and horizontal flips of images --------------------------------------------------
@@ -170,7 +173,8 @@ _shift_flip_serial, _shift_flip_parallel = serial_and_parallel(_shift_flip)
 
 
 @njit(cache=True)
-def shift_flip_images(X, channels, height, width, max_shift, flip, seed, step, out):
+def shift_flip_images(X, channels, height, width, max_shift, flip, seed, step, out,
+                      parallel=True):
     """Shift each image row by (dy, dx) pixels and flip it left-right with probability 1/2.
 
     X (n, channels * height * width) read, each row ``channels`` planes of height x
@@ -180,11 +184,15 @@ def shift_flip_images(X, channels, height, width, max_shift, flip, seed, step, o
     with 0 for pixels shifted in from outside the image. out must NOT alias X (a row
     is read while it is written). X and out share a dtype; values are copied, not
     rounded.
+    parallel: True (default) takes the parallel build from PARALLEL_MIN_SIZE elements;
+    None never does and leaves it uncompiled.
 
     Notes: parallel over rows from ``PARALLEL_MIN_SIZE`` elements; a row depends only on
     its own pixels and draws, so the same bits for any thread count.
     """
-    if X.size >= PARALLEL_MIN_SIZE:
-        _shift_flip_parallel(X, channels, height, width, max_shift, flip, seed, step, out)
-    else:
-        _shift_flip_serial(X, channels, height, width, max_shift, flip, seed, step, out)
+    if parallel is not None:
+        if parallel and X.size >= PARALLEL_MIN_SIZE:
+            _shift_flip_parallel(X, channels, height, width, max_shift, flip, seed, step,
+                                 out)
+            return
+    _shift_flip_serial(X, channels, height, width, max_shift, flip, seed, step, out)

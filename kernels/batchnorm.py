@@ -214,7 +214,7 @@ _bn_train_serial, _bn_train_parallel = serial_and_parallel(_bn_train)
 
 @njit(cache=True)
 def batchnorm_forward_train(Z, gamma, beta, running_mean, running_var, momentum, eps,
-                            act_code, mean, inv_std, A, scratch):
+                            act_code, mean, inv_std, A, scratch, parallel=True):
     """Training forward: normalize with the batch statistics, scale, shift, activate.
 
     ``A = act((Z - mean) * (gamma * inv_std) + beta)`` with the batch mean and
@@ -227,18 +227,21 @@ def batchnorm_forward_train(Z, gamma, beta, running_mean, running_var, momentum,
     mean, inv_std (d,) float64 written (kept for ``batchnorm_backward``);
     A (n, d) written; scratch (``batchnorm_scratch_rows(n)``, d) float64 written.
     Float arrays other than mean, inv_std and scratch share Z's dtype.
+    parallel: True (default) takes the parallel build from PARALLEL_MIN_SIZE elements;
+    None never does and leaves it uncompiled.
 
     Notes: a single row gives var = 0 and A = act(beta), a zero-variance feature
     likewise: eps keeps inv_std finite. Two passes over Z (statistics, normalize);
     parallel over row blocks of fixed size, then row chunks, for large Z, the blocks
     folded in block order: the same bits for any thread count.
     """
-    if Z.size >= PARALLEL_MIN_SIZE:
-        _bn_train_parallel(Z, gamma, beta, running_mean, running_var, momentum, eps,
-                           act_code, mean, inv_std, A, scratch)
-    else:
-        _bn_train_serial(Z, gamma, beta, running_mean, running_var, momentum, eps,
-                         act_code, mean, inv_std, A, scratch)
+    if parallel is not None:
+        if parallel and Z.size >= PARALLEL_MIN_SIZE:
+            _bn_train_parallel(Z, gamma, beta, running_mean, running_var, momentum, eps,
+                               act_code, mean, inv_std, A, scratch)
+            return
+    _bn_train_serial(Z, gamma, beta, running_mean, running_var, momentum, eps,
+                     act_code, mean, inv_std, A, scratch)
 
 
 # --- inference forward --------------------------------------------------------------------
@@ -261,22 +264,25 @@ _bn_infer_serial, _bn_infer_parallel = serial_and_parallel(_bn_infer)
 
 @njit(cache=True)
 def batchnorm_forward_infer(Z, gamma, beta, running_mean, running_var, eps, act_code,
-                            inv_std, A):
+                            inv_std, A, parallel=True):
     """Inference forward: ``A = act(gamma * (Z - running_mean) * inv_std + beta)``.
 
     Z (n, d) read; gamma, beta, running_mean, running_var (d,) read; eps float > 0;
     act_code int; inv_std (d,) float64 written with ``1/sqrt(running_var + eps)``;
     A (n, d) written (may be Z itself).
+    parallel: True (default) takes the parallel build from PARALLEL_MIN_SIZE elements;
+    None never does and leaves it uncompiled.
 
     Notes: elementwise after a per-feature pass; parallel over rows for large Z; the
     same bits for any thread count.
     """
     for j in range(Z.shape[1]):
         inv_std[j] = 1.0 / math.sqrt(running_var[j] + eps)
-    if Z.size >= PARALLEL_MIN_SIZE:
-        _bn_infer_parallel(Z, gamma, beta, running_mean, inv_std, act_code, A)
-    else:
-        _bn_infer_serial(Z, gamma, beta, running_mean, inv_std, act_code, A)
+    if parallel is not None:
+        if parallel and Z.size >= PARALLEL_MIN_SIZE:
+            _bn_infer_parallel(Z, gamma, beta, running_mean, inv_std, act_code, A)
+            return
+    _bn_infer_serial(Z, gamma, beta, running_mean, inv_std, act_code, A)
 
 
 # --- backward -----------------------------------------------------------------------------
@@ -463,7 +469,7 @@ _bn_backward_serial, _bn_backward_parallel = serial_and_parallel(_bn_backward)
 
 @njit(cache=True)
 def batchnorm_backward(Z, A, dA, gamma, beta, mean, inv_std, act_code, dZ, dgamma, dbeta,
-                       scratch):
+                       scratch, parallel=True):
     """Backward of ``batchnorm_forward_train``: dZ, dgamma and dbeta.
 
     With X_hat = (Z - mean) * inv_std and dY = dA * act'((Z - mean) * (gamma * inv_std)
@@ -476,15 +482,18 @@ def batchnorm_backward(Z, A, dA, gamma, beta, mean, inv_std, act_code, dZ, dgamm
     beta (d,) read; mean, inv_std (d,) float64 read (from the training forward);
     act_code int (the forward's); dZ (n, d) written (may be dA itself); dgamma, dbeta
     (d,) written; scratch (``batchnorm_scratch_rows(n)``, d) float64 written.
+    parallel: True (default) takes the parallel build from PARALLEL_MIN_SIZE elements;
+    None never does and leaves it uncompiled.
 
     Notes: two passes over Z and dA (block sums folded in block order, then dZ);
     parallel over row blocks, then row chunks, for large Z: the same bits for any
     thread count. gamma, beta, mean and inv_std must be the forward's (ReLU's mask is
     recomputed from them).
     """
-    if Z.size >= PARALLEL_MIN_SIZE:
-        _bn_backward_parallel(Z, A, dA, gamma, beta, mean, inv_std, act_code, dZ, dgamma,
-                              dbeta, scratch)
-    else:
-        _bn_backward_serial(Z, A, dA, gamma, beta, mean, inv_std, act_code, dZ, dgamma,
-                            dbeta, scratch)
+    if parallel is not None:
+        if parallel and Z.size >= PARALLEL_MIN_SIZE:
+            _bn_backward_parallel(Z, A, dA, gamma, beta, mean, inv_std, act_code, dZ,
+                                  dgamma, dbeta, scratch)
+            return
+    _bn_backward_serial(Z, A, dA, gamma, beta, mean, inv_std, act_code, dZ, dgamma, dbeta,
+                        scratch)

@@ -196,10 +196,13 @@ def gemm(A, B, C, trans_a=False, trans_b=False, alpha=1.0, beta=0.0):
         return
     k = A.shape[0] if trans_a else A.shape[1]
     if k == 0:
-        if beta == 0.0:
-            C[...] = 0.0
-        else:
-            C[...] = C * beta
+        # Plain loops, the same values as ``C[...] = 0.0`` / ``C[...] = C * beta`` (the
+        # product in beta's type, rounded to C's): an array assignment compiles Numba's
+        # broadcasting error message, string formatting that took seconds of a cold start.
+        zero = C.dtype.type(0.0)
+        for i in range(m):
+            for j in range(n):
+                C[i, j] = zero if beta == 0.0 else C[i, j] * beta
         return
     ta, lda = _layout(A, trans_a)
     tb, ldb = _layout(B, trans_b)

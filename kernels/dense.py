@@ -9,7 +9,7 @@ regularization enters the gradient; ``weight_penalty`` holds the matching cost t
 import numpy as np
 from numba import njit, prange
 
-from ._parallel import BLOCK_ROWS, PARALLEL_MIN_SIZE, serial_and_parallel
+from ._parallel import BLOCK_ROWS, PARALLEL_MIN_SIZE, ROW_CHUNK, serial_and_parallel
 from ._reduce import fold_blocks
 from .blas import gemm
 from .activations import ACT_IDENTITY, activate, activate_grad
@@ -27,30 +27,47 @@ def _bias_act_row(z_row, b, act_code, a_row):
             a_row[j] = activate(z_row[j], act_code)
 
 
-def _bias_act(Z, b, act_code, A):
-    for i in prange(Z.shape[0]):
+# Rows lo:hi, compiled once and called by both builds of _bias_act: the parallel build's
+# loop body is then one call, which compiles in half the time of the rows inlined there
+# (2.4 s to 1.2 s on a cold start; the parfor machinery copies and compiles its body
+# several times), and runs as fast (one call per ROW_CHUNK rows).
+@njit(cache=True, no_cfunc_wrapper=True)
+def _bias_act_rows(Z, b, act_code, A, lo, hi):
+    for i in range(lo, hi):
         _bias_act_row(Z[i], b, act_code, A[i])
+
+
+def _bias_act(Z, b, act_code, A):
+    n = Z.shape[0]
+    nc = (n + ROW_CHUNK - 1) // ROW_CHUNK
+    for c in prange(nc):
+        _bias_act_rows(Z, b, act_code, A, c * ROW_CHUNK, min(n, (c + 1) * ROW_CHUNK))
 
 
 _bias_act_serial, _bias_act_parallel = serial_and_parallel(_bias_act)
 
 
 @njit(cache=True)
-def dense_forward(X, W, b, act_code, Z, A):
+def dense_forward(X, W, b, act_code, Z, A, parallel=True):
     """A = act(X @ W + b), keeping the pre-activation Z for backward.
 
     X (n, k) read; W (k, m) read; b (m,) read, or shape (0,) for no bias;
     act_code int (``kernels.ACT_*``); Z (n, m) written; A (n, m) written (may be Z
     when act_code is ``ACT_IDENTITY``). All float arrays share one dtype; Z C-contiguous.
+    parallel: True (default) takes the parallel build from PARALLEL_MIN_SIZE elements
+    (of Z); None never does and leaves it uncompiled.
 
     Notes: GEMM by BLAS (``kernels.blas.gemm``), then one pass parallel over rows for large
     outputs; elementwise only, so the same bits for any Numba thread count.
     """
-    gemm(X, W, Z, False, False, 1.0, 0.0)
-    if Z.size >= PARALLEL_MIN_SIZE:
-        _bias_act_parallel(Z, b, act_code, A)
-    else:
-        _bias_act_serial(Z, b, act_code, A)
+    # np.bool_: a plain bool, not a literal, so that the three calls here share one
+    # compiled gemm (a literal True or False compiles a signature of its own).
+    gemm(X, W, Z, np.bool_(False), np.bool_(False), 1.0, 0.0)
+    if parallel is not None:
+        if parallel and Z.size >= PARALLEL_MIN_SIZE:
+            _bias_act_parallel(Z, b, act_code, A)
+            return
+    _bias_act_serial(Z, b, act_code, A)
 
 
 @njit(cache=True, inline="always")
@@ -145,14 +162,16 @@ def _penalty_sums(W):
 
 
 @njit(cache=True)
-def dense_backward(X, W, Z, A, dA, act_code, l2, l1, dZ, dW, db, dX, scratch):
+def dense_backward(X, W, Z, A, dA, act_code, l2, l1, dZ, dW, db, dX, scratch,
+                   parallel=True):
     """Gradients of a dense layer: dZ, db, dW (with the L2 and L1 terms) and dX.
 
     X (n, k) read; W (k, m) read; Z, A (n, m) read (from ``dense_forward``); dA (n, m)
     read; act_code int; l2, l1 float (lambda of each penalty, >= 0); dZ (n, m) written
     (may be dA itself); dW (k, m) written; db (m,) written, or shape (0,) for no bias;
     dX (n, k) written, or shape (0, 0) to skip it (first layer); scratch
-    (n_blocks(n), m) float64 written.
+    (n_blocks(n), m) float64 written. parallel: True (default) takes the parallel build
+    from PARALLEL_MIN_SIZE elements (of Z); None never does and leaves it uncompiled.
 
     Returns the penalty's cost term (``weight_penalty(W, l2, l1, m)``, read on the
     way through W), 0.0 when l2 and l1 are 0.
@@ -165,20 +184,23 @@ def dense_backward(X, W, Z, A, dA, act_code, l2, l1, dZ, dW, db, dX, scratch):
     with_bias = db.shape[0] != 0
     # Identity without bias into dZ aliasing dA has nothing to do.
     if act_code != ACT_IDENTITY or with_bias or dZ.ctypes.data != dA.ctypes.data:
-        if Z.size >= PARALLEL_MIN_SIZE:
-            _grad_parallel(Z, A, dA, act_code, dZ, scratch, with_bias)
+        if parallel is not None:
+            if parallel and Z.size >= PARALLEL_MIN_SIZE:
+                _grad_parallel(Z, A, dA, act_code, dZ, scratch, with_bias)
+            else:
+                _grad_serial(Z, A, dA, act_code, dZ, scratch, with_bias)
         else:
             _grad_serial(Z, A, dA, act_code, dZ, scratch, with_bias)
     if with_bias:
         fold_blocks(scratch, db)
-    gemm(X, dZ, dW, True, False, 1.0, 0.0)
+    gemm(X, dZ, dW, np.bool_(True), np.bool_(False), 1.0, 0.0)
     cost = 0.0
     if l2 != 0.0 or l1 != 0.0:
         _add_penalty_grad(W, l2 / m, l1 / m, dW)
         sq, ab = _penalty_sums(W)
         cost = _penalty_cost(sq, ab, l2, l1, m)
     if dX.size != 0:
-        gemm(dZ, W, dX, False, True, 1.0, 0.0)
+        gemm(dZ, W, dX, np.bool_(False), np.bool_(True), 1.0, 0.0)
     return cost
 
 

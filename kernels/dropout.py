@@ -51,33 +51,39 @@ _dropout_backward_serial, _dropout_backward_parallel = \
 
 
 @njit(cache=True)
-def dropout_forward(X, keep_prob, seed, step, mask, out):
+def dropout_forward(X, keep_prob, seed, step, mask, out, parallel=True):
     """Inverted dropout: ``out = X * mask / keep_prob``, ``mask = u < keep_prob``.
 
     X (n, d) read; keep_prob float in (0, 1]; seed, step int >= 0 (the element at row
     i, column j draws ``uniform_from_counter(seed, step, i * d + j)``); mask (n, d) bool
     written (True = kept); out (n, d) written (may be X itself). X and out share a dtype.
+    parallel: True (default) takes the parallel build from PARALLEL_MIN_SIZE elements;
+    None never does and leaves it uncompiled.
 
     Notes: parallel over rows from ``PARALLEL_MIN_SIZE`` elements; each element's draw
     depends only on (seed, step, index), so the same bits for any thread count.
     """
-    if X.size >= PARALLEL_MIN_SIZE:
-        _dropout_forward_parallel(X, keep_prob, seed, step, mask, out)
-    else:
-        _dropout_forward_serial(X, keep_prob, seed, step, mask, out)
+    if parallel is not None:
+        if parallel and X.size >= PARALLEL_MIN_SIZE:
+            _dropout_forward_parallel(X, keep_prob, seed, step, mask, out)
+            return
+    _dropout_forward_serial(X, keep_prob, seed, step, mask, out)
 
 
 @njit(cache=True)
-def dropout_backward(dA, mask, keep_prob, dX):
+def dropout_backward(dA, mask, keep_prob, dX, parallel=True):
     """``dX = dA * mask / keep_prob``: the same mask as the forward pass.
 
     dA (n, d) read; mask (n, d) bool read (from ``dropout_forward``); keep_prob float;
     dX (n, d) written (may be dA itself).
+    parallel: True (default) takes the parallel build from PARALLEL_MIN_SIZE elements;
+    None never does and leaves it uncompiled.
 
     Notes: elementwise, parallel over rows for large inputs; the same bits for any
     thread count.
     """
-    if dA.size >= PARALLEL_MIN_SIZE:
-        _dropout_backward_parallel(dA, mask, keep_prob, dX)
-    else:
-        _dropout_backward_serial(dA, mask, keep_prob, dX)
+    if parallel is not None:
+        if parallel and dA.size >= PARALLEL_MIN_SIZE:
+            _dropout_backward_parallel(dA, mask, keep_prob, dX)
+            return
+    _dropout_backward_serial(dA, mask, keep_prob, dX)

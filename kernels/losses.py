@@ -50,18 +50,23 @@ _softmax_ce_serial, _softmax_ce_parallel = serial_and_parallel(_softmax_ce)
 
 
 @njit(cache=True)
-def softmax_cross_entropy(Z, y, dZ, row_loss):
+def softmax_cross_entropy(Z, y, dZ, row_loss, parallel=True):
     """Mean softmax cross-entropy of logits Z against labels y, and its gradient.
 
     Z (n, c) read (logits); y (n,) int64 read, each in [0, c); dZ (n, c) written with
     (softmax(Z) - onehot(y)) / n; row_loss (n,) float64 written with each row's loss.
+    parallel: True (default) takes the parallel build from PARALLEL_MIN_SIZE elements;
+    None never does and leaves it uncompiled.
     Returns the mean loss (float64).
 
     Notes: log-sum-exp with the row maximum subtracted, so logits of magnitude 1e3
     give finite results; parallel over rows for large Z; same bits for any thread count.
     """
-    if Z.size >= PARALLEL_MIN_SIZE:
-        _softmax_ce_parallel(Z, y, dZ, row_loss)
+    if parallel is not None:
+        if parallel and Z.size >= PARALLEL_MIN_SIZE:
+            _softmax_ce_parallel(Z, y, dZ, row_loss)
+        else:
+            _softmax_ce_serial(Z, y, dZ, row_loss)
     else:
         _softmax_ce_serial(Z, y, dZ, row_loss)
     return ordered_sum(row_loss) / Z.shape[0]
@@ -88,17 +93,22 @@ _bce_serial, _bce_parallel = serial_and_parallel(_bce)
 
 
 @njit(cache=True)
-def sigmoid_binary_cross_entropy(Z, Y, dZ, row_loss):
+def sigmoid_binary_cross_entropy(Z, Y, dZ, row_loss, parallel=True):
     """Mean binary cross-entropy of sigmoid(Z) against targets Y, and its gradient.
 
     Z (n, k) read (logits); Y (n, k) read, targets in [0, 1], Z's dtype; dZ (n, k)
     written with (sigmoid(Z) - Y) / (n k); row_loss (n,) float64 written with each row's
     summed loss. Returns the mean over all n k elements (float64).
+    parallel: True (default) takes the parallel build from PARALLEL_MIN_SIZE elements;
+    None never does and leaves it uncompiled.
 
     Notes: the log-sum-exp form max(z, 0) - z y + log1p(exp(-|z|)) never overflows.
     """
-    if Z.size >= PARALLEL_MIN_SIZE:
-        _bce_parallel(Z, Y, dZ, row_loss)
+    if parallel is not None:
+        if parallel and Z.size >= PARALLEL_MIN_SIZE:
+            _bce_parallel(Z, Y, dZ, row_loss)
+        else:
+            _bce_serial(Z, Y, dZ, row_loss)
     else:
         _bce_serial(Z, Y, dZ, row_loss)
     return ordered_sum(row_loss) / Z.size
@@ -124,15 +134,20 @@ _mse_serial, _mse_parallel = serial_and_parallel(_mse)
 
 
 @njit(cache=True)
-def mean_squared_error(A, Y, dA, row_loss):
+def mean_squared_error(A, Y, dA, row_loss, parallel=True):
     """Mean squared error of predictions A against targets Y, and its gradient.
 
     A (n, k) read; Y (n, k) read, A's dtype; dA (n, k) written with 2 (A - Y) / (n k);
     row_loss (n,) float64 written with each row's summed squared error. Returns the
     mean over all n k elements (float64).
+    parallel: True (default) takes the parallel build from PARALLEL_MIN_SIZE elements;
+    None never does and leaves it uncompiled.
     """
-    if A.size >= PARALLEL_MIN_SIZE:
-        _mse_parallel(A, Y, dA, row_loss)
+    if parallel is not None:
+        if parallel and A.size >= PARALLEL_MIN_SIZE:
+            _mse_parallel(A, Y, dA, row_loss)
+        else:
+            _mse_serial(A, Y, dA, row_loss)
     else:
         _mse_serial(A, Y, dA, row_loss)
     return ordered_sum(row_loss) / A.size
@@ -163,15 +178,18 @@ _softmax_serial, _softmax_parallel = serial_and_parallel(_softmax)
 
 
 @njit(cache=True)
-def softmax(Z, P):
+def softmax(Z, P, parallel=True):
     """Row-wise softmax: P[i] = exp(Z[i] - max Z[i]) / sum exp(Z[i] - max Z[i]).
 
     Z (n, c) read; P (n, c) written (may be Z itself).
+    parallel: True (default) takes the parallel build from PARALLEL_MIN_SIZE elements;
+    None never does and leaves it uncompiled.
     """
-    if Z.size >= PARALLEL_MIN_SIZE:
-        _softmax_parallel(Z, P)
-    else:
-        _softmax_serial(Z, P)
+    if parallel is not None:
+        if parallel and Z.size >= PARALLEL_MIN_SIZE:
+            _softmax_parallel(Z, P)
+            return
+    _softmax_serial(Z, P)
 
 
 @njit(cache=True)

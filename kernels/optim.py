@@ -43,16 +43,19 @@ _sgd_serial, _sgd_parallel = serial_and_parallel(_sgd)
 
 
 @njit(cache=True)
-def sgd_step(params, grads, lr):
+def sgd_step(params, grads, lr, parallel=True):
     """Plain gradient descent: params -= lr * grads.
 
     params (p,) updated; grads (p,) read; lr float > 0 (cast to params' dtype once).
+    parallel: True (default) takes the parallel build from PARALLEL_MIN_SIZE elements;
+    None never does and leaves it uncompiled.
     """
     lr_ = params.dtype.type(lr)
-    if params.size >= PARALLEL_MIN_SIZE:
-        _sgd_parallel(params, grads, lr_)
-    else:
-        _sgd_serial(params, grads, lr_)
+    if parallel is not None:
+        if parallel and params.size >= PARALLEL_MIN_SIZE:
+            _sgd_parallel(params, grads, lr_)
+            return
+    _sgd_serial(params, grads, lr_)
 
 
 # --- momentum --------------------------------------------------------------------------
@@ -73,7 +76,7 @@ _momentum_serial, _momentum_parallel = serial_and_parallel(_momentum)
 
 
 @njit(cache=True)
-def momentum_step(params, grads, v, lr, beta):
+def momentum_step(params, grads, v, lr, beta, parallel=True):
     """Gradient descent with momentum (an exponentially weighted average of gradients).
 
     v = beta*v + (1-beta)*grads;  params -= lr * v
@@ -81,16 +84,19 @@ def momentum_step(params, grads, v, lr, beta):
     params (p,) updated; grads (p,) read; v (p,) updated (the velocity, zeros at the
     start); lr float > 0; beta float in [0, 1). Scalars are cast to params' dtype once
     (``1-beta`` is formed in float64 first).
+    parallel: True (default) takes the parallel build from PARALLEL_MIN_SIZE elements;
+    None never does and leaves it uncompiled.
 
     Notes: this is the course's average, so ``lr`` acts on a gradient-sized step.
     ``torch.optim.SGD(momentum=mu)`` keeps ``v = mu*v + g`` instead (1/(1-beta) times
     larger). Parallel over elements from PARALLEL_MIN_SIZE; same bits for any thread count.
     """
     dt = params.dtype.type
-    if params.size >= PARALLEL_MIN_SIZE:
-        _momentum_parallel(params, grads, v, dt(lr), dt(beta), dt(1.0 - beta))
-    else:
-        _momentum_serial(params, grads, v, dt(lr), dt(beta), dt(1.0 - beta))
+    if parallel is not None:
+        if parallel and params.size >= PARALLEL_MIN_SIZE:
+            _momentum_parallel(params, grads, v, dt(lr), dt(beta), dt(1.0 - beta))
+            return
+    _momentum_serial(params, grads, v, dt(lr), dt(beta), dt(1.0 - beta))
 
 
 # --- RMSprop ---------------------------------------------------------------------------
@@ -112,7 +118,7 @@ _rmsprop_serial, _rmsprop_parallel = serial_and_parallel(_rmsprop, error_model="
 
 
 @njit(cache=True, error_model="numpy")
-def rmsprop_step(params, grads, s, lr, beta, eps):
+def rmsprop_step(params, grads, s, lr, beta, eps, parallel=True):
     """RMSprop: an exponentially weighted average of squared gradients scales the step.
 
     s = beta*s + (1-beta)*grads**2;  params -= lr * grads / (sqrt(s) + eps)
@@ -121,14 +127,17 @@ def rmsprop_step(params, grads, s, lr, beta, eps):
     > 0; beta float in [0, 1) (torch's ``alpha``); eps float > 0, added outside the square
     root as torch and Keras do (the notes write it inside). Scalars are cast to params'
     dtype once.
+    parallel: True (default) takes the parallel build from PARALLEL_MIN_SIZE elements;
+    None never does and leaves it uncompiled.
 
     Notes: parallel over elements from PARALLEL_MIN_SIZE; same bits for any thread count.
     """
     dt = params.dtype.type
-    if params.size >= PARALLEL_MIN_SIZE:
-        _rmsprop_parallel(params, grads, s, dt(lr), dt(beta), dt(1.0 - beta), dt(eps))
-    else:
-        _rmsprop_serial(params, grads, s, dt(lr), dt(beta), dt(1.0 - beta), dt(eps))
+    if parallel is not None:
+        if parallel and params.size >= PARALLEL_MIN_SIZE:
+            _rmsprop_parallel(params, grads, s, dt(lr), dt(beta), dt(1.0 - beta), dt(eps))
+            return
+    _rmsprop_serial(params, grads, s, dt(lr), dt(beta), dt(1.0 - beta), dt(eps))
 
 
 # --- Adam ------------------------------------------------------------------------------
@@ -156,7 +165,7 @@ _adam_serial, _adam_parallel = serial_and_parallel(_adam, error_model="numpy")
 
 
 @njit(cache=True, error_model="numpy")
-def adam_step(params, grads, m, v, lr, beta1, beta2, eps, bc1, bc2_sqrt):
+def adam_step(params, grads, m, v, lr, beta1, beta2, eps, bc1, bc2_sqrt, parallel=True):
     """Adam: momentum and RMSprop averages with bias correction, one pass.
 
     m = beta1*m + (1-beta1)*grads;  v = beta2*v + (1-beta2)*grads**2
@@ -168,13 +177,16 @@ def adam_step(params, grads, m, v, lr, beta1, beta2, eps, bc1, bc2_sqrt):
     float > 0; bc1 = 1 - beta1**t and bc2_sqrt = sqrt(1 - beta2**t) for step t = 1, 2,
     ..., computed once per step by the caller. ``lr/bc1`` is formed in float64 and,
     like every scalar, cast to params' dtype once (torch does the same).
+    parallel: True (default) takes the parallel build from PARALLEL_MIN_SIZE elements;
+    None never does and leaves it uncompiled.
 
     Notes: parallel over elements from PARALLEL_MIN_SIZE; same bits for any thread count.
     """
     dt = params.dtype.type
-    if params.size >= PARALLEL_MIN_SIZE:
-        _adam_parallel(params, grads, m, v, dt(beta1), dt(1.0 - beta1), dt(beta2),
-                       dt(1.0 - beta2), dt(eps), dt(lr / bc1), dt(bc2_sqrt))
-    else:
-        _adam_serial(params, grads, m, v, dt(beta1), dt(1.0 - beta1), dt(beta2),
-                     dt(1.0 - beta2), dt(eps), dt(lr / bc1), dt(bc2_sqrt))
+    if parallel is not None:
+        if parallel and params.size >= PARALLEL_MIN_SIZE:
+            _adam_parallel(params, grads, m, v, dt(beta1), dt(1.0 - beta1), dt(beta2),
+                           dt(1.0 - beta2), dt(eps), dt(lr / bc1), dt(bc2_sqrt))
+            return
+    _adam_serial(params, grads, m, v, dt(beta1), dt(1.0 - beta1), dt(beta2),
+                 dt(1.0 - beta2), dt(eps), dt(lr / bc1), dt(bc2_sqrt))

@@ -161,11 +161,20 @@ class Augment:
         if self._images_on:
             channels, height, width = ((1,) + self.image_shape)[-3:]
             kernels.shift_flip_images(X_batch, channels, height, width, self.max_shift,
-                                      self.flip, image_seed, counter, out)
+                                      self.flip, image_seed, counter, out,
+                                      kernels.parallel_arg(X_batch.size))
             source = out
         if self.noise > 0.0:
-            kernels.add_gaussian_noise(source, self.noise, noise_seed, counter, out)
+            kernels.add_gaussian_noise(source, self.noise, noise_seed, counter, out,
+                                       kernels.parallel_arg(source.size))
         return out
+
+    def _plan_args(self, seed, epoch, step, out):
+        """What ``kernels.plan.train_step`` needs to run ``apply`` into ``mats[out]``."""
+        noise_seed, image_seed = self._stream_seeds(seed)
+        channels, height, width = ((1,) + (self.image_shape or (1, 1)))[-3:]
+        return (out, self.noise, noise_seed, image_seed, channels, height, width,
+                self.max_shift, self.flip, (epoch << 32) | step, self._images_on)
 
     def _stream_seeds(self, seed):
         if self._seeds is None or self._seeds[0] != seed:

@@ -156,7 +156,8 @@ class Dense(Layer):
 
     def forward(self, X, training):
         Z, A, _, _, _ = work = self._work(X.shape[0], X.dtype, self._make_work)
-        kernels.dense_forward(X, self._params["W"], self._params["b"], self.act_code, Z, A)
+        kernels.dense_forward(X, self._params["W"], self._params["b"], self.act_code, Z, A,
+                              kernels.parallel_arg(Z.size))
         self._X, self._cur = X, work
         return A
 
@@ -165,7 +166,8 @@ class Dense(Layer):
 
     def infer(self, X, work):
         A = work[:X.shape[0]]  # Z and A in one buffer: the bias-activation pass is elementwise
-        kernels.dense_forward(X, self._params["W"], self._params["b"], self.act_code, A, A)
+        kernels.dense_forward(X, self._params["W"], self._params["b"], self.act_code, A, A,
+                              kernels.parallel_arg(A.size))
         return A
 
     def backward(self, dA, need_dX, l2, l1):
@@ -174,7 +176,7 @@ class Dense(Layer):
         dX_out = dX if need_dX else _NO_DX[dA.dtype]
         penalty = kernels.dense_backward(
             self._X, self._params["W"], Z, A, dA, self.act_code, l2, l1, dZ,
-            self._grads["W"], self._grads["b"], dX_out, scratch)
+            self._grads["W"], self._grads["b"], dX_out, scratch, kernels.parallel_arg(Z.size))
         return (dX if need_dX else None), penalty
 
 
@@ -214,14 +216,14 @@ class Activation(Layer):
         if self.fused:
             return X
         A = work[:X.shape[0]]
-        kernels.activation_forward(X, self.act_code, A)
+        kernels.activation_forward(X, self.act_code, A, kernels.parallel_arg(X.size))
         return A
 
     def forward(self, X, training):
         if self.fused:
             return X
         A, dZ = work = self._work(X.shape[0], X.dtype, self._make_work)
-        kernels.activation_forward(X, self.act_code, A)
+        kernels.activation_forward(X, self.act_code, A, kernels.parallel_arg(X.size))
         self._X, self._cur = X, work
         return A
 
@@ -231,7 +233,8 @@ class Activation(Layer):
         if self.fused:
             return dA, 0.0
         A, dZ = self._cur
-        kernels.activation_backward(self._X, A, dA, self.act_code, dZ)
+        kernels.activation_backward(self._X, A, dA, self.act_code, dZ,
+                                    kernels.parallel_arg(self._X.size))
         return dZ, 0.0
 
 
@@ -327,7 +330,7 @@ class BatchNorm(Layer):
         p, b = self._params, self._buffers
         kernels.batchnorm_forward_infer(
             X, p["gamma"], p["beta"], b["running_mean"], b["running_var"], self.eps,
-            self.act_code, inv_std, A)
+            self.act_code, inv_std, A, kernels.parallel_arg(X.size))
         return A
 
     def forward(self, X, training):
@@ -342,7 +345,8 @@ class BatchNorm(Layer):
         p, b = self._params, self._buffers
         kernels.batchnorm_forward_train(
             X, p["gamma"], p["beta"], b["running_mean"], b["running_var"],
-            self.momentum, self.eps, self.act_code, mean, inv_std, A, scratch)
+            self.momentum, self.eps, self.act_code, mean, inv_std, A, scratch,
+            kernels.parallel_arg(X.size))
         self._X, self._cur = X, work
         return A
 
@@ -352,7 +356,8 @@ class BatchNorm(Layer):
         A, dZ, mean, inv_std, scratch = self._cur
         p, g = self._params, self._grads
         kernels.batchnorm_backward(self._X, A, dA, p["gamma"], p["beta"], mean, inv_std,
-                                   self.act_code, dZ, g["gamma"], g["beta"], scratch)
+                                   self.act_code, dZ, g["gamma"], g["beta"], scratch,
+                                   kernels.parallel_arg(self._X.size))
         return (dZ if need_dX else None), 0.0
 
 
@@ -406,7 +411,8 @@ class Dropout(Layer):
             self._cur = None
             return X
         out, dX, mask = work = self._work(X.shape[0], X.dtype, self._make_work)
-        kernels.dropout_forward(X, self.keep_prob, self.seed, self.step, mask, out)
+        kernels.dropout_forward(X, self.keep_prob, self.seed, self.step, mask, out,
+                                kernels.parallel_arg(X.size))
         self.step += 1
         self._cur = work
         return out
@@ -417,7 +423,7 @@ class Dropout(Layer):
         if self._cur is None:
             return dA, 0.0
         out, dX, mask = self._cur
-        kernels.dropout_backward(dA, mask, self.keep_prob, dX)
+        kernels.dropout_backward(dA, mask, self.keep_prob, dX, kernels.parallel_arg(dA.size))
         return dX, 0.0
 
 

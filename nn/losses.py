@@ -34,7 +34,7 @@ class Loss:
     def loss_and_grad(self, out, T, dout, row_loss, weights=None):
         """Mean loss of ``out`` against T (weighted by ``weights`` per row: ``sum w_i
         l_i / sum w_i``); writes d(loss)/d(out) into ``dout``."""
-        mean = self._kernel(out, T, dout, row_loss)
+        mean = self._kernel(out, T, dout, row_loss, kernels.parallel_arg(out.size))
         if weights is None:
             return mean
         return kernels.weight_rows(weights, self._per_row(out), dout, row_loss)
@@ -102,7 +102,7 @@ class SoftmaxCrossEntropy(Loss):
 
     def output(self, out, dest=None):
         probs = np.empty_like(out) if dest is None else dest
-        kernels.softmax(out, probs)
+        kernels.softmax(out, probs, kernels.parallel_arg(out.size))
         return probs
 
     def n_correct(self, out, T):
@@ -147,7 +147,8 @@ class BinaryCrossEntropy(Loss):
 
     def output(self, out, dest=None):
         probs = np.empty_like(out) if dest is None else dest
-        kernels.activation_forward(out, kernels.ACT_SIGMOID, probs)
+        kernels.activation_forward(out, kernels.ACT_SIGMOID, probs,
+                                   kernels.parallel_arg(out.size))
         return probs
 
     def n_correct(self, out, T):

@@ -71,9 +71,20 @@ class Optimizer:
 
     def step(self, params, grads):
         """One update of ``params`` in place from ``grads``; creates the state if needed."""
+        self._ensure_state(params)
+        self.state = self._update(params, grads, self.state)
+
+    def _ensure_state(self, params):
         if self.state is None or not self._state_fits(params):
             self.state = self.init(params)
-        self.state = self._update(params, grads, self.state)
+
+    def _plan_args(self, params):
+        """``(slot, arguments)`` of the update in ``kernels.plan.train_step`` for the
+        next step (the compiled plan's ``step``); ``_advance`` counts it once made."""
+        raise NotImplementedError
+
+    def _advance(self):
+        self.state = self.state._replace(step=self.state.step + 1)
 
     def _state_fits(self, params):
         return all(a.shape == params.shape and a.dtype == params.dtype
@@ -102,8 +113,12 @@ class SGD(Optimizer):
     def init(self, params):
         return SGDState(step=0)
 
+    def _plan_args(self, params):
+        self._ensure_state(params)
+        return "sgd", (self.lr,)
+
     def _update(self, params, grads, state):
-        kernels.sgd_step(params, grads, self.lr)
+        kernels.sgd_step(params, grads, self.lr, kernels.parallel_arg(params.size))
         return state._replace(step=state.step + 1)
 
 
@@ -142,8 +157,13 @@ class Momentum(Optimizer):
         (v,) = _state_arrays(params, 1)
         return MomentumState(step=0, v=v)
 
+    def _plan_args(self, params):
+        self._ensure_state(params)
+        return "momentum", (self.state.v, self.lr, self.beta)
+
     def _update(self, params, grads, state):
-        kernels.momentum_step(params, grads, state.v, self.lr, self.beta)
+        kernels.momentum_step(params, grads, state.v, self.lr, self.beta,
+                              kernels.parallel_arg(params.size))
         return state._replace(step=state.step + 1)
 
     def config(self):
@@ -183,8 +203,13 @@ class RMSprop(Optimizer):
         (s,) = _state_arrays(params, 1)
         return RMSpropState(step=0, s=s)
 
+    def _plan_args(self, params):
+        self._ensure_state(params)
+        return "rmsprop", (self.state.s, self.lr, self.beta, self.eps)
+
     def _update(self, params, grads, state):
-        kernels.rmsprop_step(params, grads, state.s, self.lr, self.beta, self.eps)
+        kernels.rmsprop_step(params, grads, state.s, self.lr, self.beta, self.eps,
+                             kernels.parallel_arg(params.size))
         return state._replace(step=state.step + 1)
 
     def config(self):
@@ -230,12 +255,22 @@ class Adam(Optimizer):
         m, v = _state_arrays(params, 2)
         return AdamState(step=0, m=m, v=v)
 
+    def _corrections(self, t):
+        """Step t's bias corrections ``(1 - beta1**t, sqrt(1 - beta2**t))``, float64."""
+        return 1.0 - self.beta1 ** t, math.sqrt(1.0 - self.beta2 ** t)
+
+    def _plan_args(self, params):
+        self._ensure_state(params)
+        state = self.state
+        bc1, bc2_sqrt = self._corrections(state.step + 1)
+        return "adam", (state.m, state.v, self.lr, self.beta1, self.beta2, self.eps, bc1,
+                        bc2_sqrt)
+
     def _update(self, params, grads, state):
         t = state.step + 1
-        bc1 = 1.0 - self.beta1 ** t
-        bc2_sqrt = math.sqrt(1.0 - self.beta2 ** t)
+        bc1, bc2_sqrt = self._corrections(t)
         kernels.adam_step(params, grads, state.m, state.v, self.lr, self.beta1, self.beta2,
-                          self.eps, bc1, bc2_sqrt)
+                          self.eps, bc1, bc2_sqrt, kernels.parallel_arg(params.size))
         return state._replace(step=t)
 
     def config(self):

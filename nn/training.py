@@ -23,6 +23,11 @@ from .callbacks import Callback, EarlyStopping, ModelCheckpoint  # noqa: F401
 from .data import epoch_order
 from .layers import BatchNorm, Dense, gives_one_row_batch
 from .optimizers import SGD, check_optimizer
+from . import _plan
+
+#: Whether ``fit`` runs each step as one compiled call (``nn._plan``) where it can. The
+#: per-layer path it replaces gives the same bytes; tests switch between the two.
+USE_PLAN = True
 
 
 class DivergenceError(FloatingPointError, ValueError):
@@ -285,12 +290,17 @@ def _fit(model, X, y, *, loss, optimizer, epochs, batch_size, l2, l1, schedule,
     bs = min(batch_size, n)
     per_step = schedule is not None and getattr(schedule, "per_step", False) is True
     steps_per_epoch = -(-n // bs)
-    X_batch = np.empty((bs, X.shape[1]), model.dtype)
-    T_batch = loss.target_buffer(bs, model.n_outputs, model.dtype)
-    dout_batch = np.empty((bs, model.n_outputs), model.dtype)
-    row_loss = np.empty(bs)
-    w_batch = None if weights is None else np.empty(bs)
-    augment_work = {}
+    plan = None
+    if USE_PLAN and _plan.supports(model, loss, optimizer, augment):
+        plan = _plan.TrainingPlan(model, loss, optimizer, bs, targets=T, weights=weights,
+                                  augment=augment, l2=l2, l1=l1)
+    else:   # the reference path's buffers
+        X_batch = np.empty((bs, X.shape[1]), model.dtype)
+        T_batch = loss.target_buffer(bs, model.n_outputs, model.dtype)
+        dout_batch = np.empty((bs, model.n_outputs), model.dtype)
+        row_loss = np.empty(bs)
+        w_batch = None if weights is None else np.empty(bs)
+        augment_work = {}
 
     dense_layers = [(i, layer) for i, layer in enumerate(model.layers)
                     if isinstance(layer, Dense)]
@@ -330,35 +340,47 @@ def _fit(model, X, y, *, loss, optimizer, epochs, batch_size, l2, l1, schedule,
             start_buffers[...] = model.buffers
             total_cost = 0.0
             hits = scored = 0
+            if plan is not None:
+                plan.load_steps()
             for step, lo in enumerate(range(0, n, bs)):
                 idx = order[lo:lo + bs]
                 r = idx.shape[0]
-                xb, tb, dout = X_batch[:r], T_batch[:r], dout_batch[:r]
-                np.take(X, idx, axis=0, out=xb, mode="clip")   # clip: no internal copy
-                np.take(T, idx, axis=0, out=tb, mode="clip")
-                wb = None
-                if weights is not None:
-                    wb = w_batch[:r]
-                    np.take(weights, idx, out=wb, mode="clip")
-                if augment is not None:
-                    xb = augment.apply(xb, seed, epoch, step, augment_work)
-                out = model._forward(xb, True)
-                cost = loss.loss_and_grad(out, tb, dout, row_loss[:r], wb)
-                cost += model._backward(dout, l2, l1)
-                if not math.isfinite(cost):
+                if per_step:
+                    optimizer.lr = check_lr(schedule(epoch * steps_per_epoch + step), where,
+                                            name="schedule(step)")
+                if plan is not None:
+                    cost, plan_hits, plan_scored = plan.step(X, idx, seed, epoch, step)
+                else:
+                    xb, tb, dout = X_batch[:r], T_batch[:r], dout_batch[:r]
+                    np.take(X, idx, axis=0, out=xb, mode="clip")   # clip: no internal copy
+                    np.take(T, idx, axis=0, out=tb, mode="clip")
+                    wb = None
+                    if weights is not None:
+                        wb = w_batch[:r]
+                        np.take(weights, idx, out=wb, mode="clip")
+                    if augment is not None:
+                        xb = augment.apply(xb, seed, epoch, step, augment_work)
+                    out = model._forward(xb, True)
+                    cost = loss.loss_and_grad(out, tb, dout, row_loss[:r], wb)
+                    cost += model._backward(dout, l2, l1)
+                if not math.isfinite(cost):   # the plan returns before its update
                     raise diverged(f"the cost became {cost}", "normalized inputs")
                 if step == 0:
                     good_params, start_params = start_params, good_params
                     good_buffers, start_buffers = start_buffers, good_buffers
                     good_epoch = epoch
-                if per_step:
-                    optimizer.lr = check_lr(schedule(epoch * steps_per_epoch + step), where,
-                                            name="schedule(step)")
-                optimizer.step(model.params, model.grads)
                 total_cost += cost * r
-                if loss.classification:
-                    hits += loss.n_correct(out, tb)
-                    scored += loss.n_scored(tb)
+                if plan is not None:
+                    optimizer._advance()   # the plan made the update
+                    hits += plan_hits
+                    scored += plan_scored
+                else:
+                    optimizer.step(model.params, model.grads)
+                    if loss.classification:
+                        hits += loss.n_correct(out, tb)
+                        scored += loss.n_scored(tb)
+            if plan is not None:
+                plan.store_steps()
             if not (all_finite(model.params) and all_finite(model.buffers)):
                 # A NaN or infinite gradient at the epoch's last step reached the weights
                 # with a finite cost (any earlier one made the next step's cost NaN), or
@@ -389,6 +411,8 @@ def _fit(model, X, y, *, loss, optimizer, epochs, batch_size, l2, l1, schedule,
                     history.stop_reason = "a callback set model.stop_training"
                 break
     finally:
+        if plan is not None:
+            plan.store_steps()   # a Dropout's next mask follows the last one trained
         progress.close()
     for cb in callbacks:
         cb.on_train_end(model, history)

@@ -1,5 +1,10 @@
 """Compile (or load from Numba's cache) every kernel a training run can use, up front.
 
+A run compiles only what it uses: a kernel's parallel build only once one of its inputs
+reaches ``kernels.PARALLEL_MIN_SIZE`` elements (the API passes ``parallel=None`` below
+it, and that compilation leaves the parallel build out). ``warmup`` reaches both sides
+of the threshold with every kernel the API calls, so both compilations are done.
+
 Numba compiles a kernel on its first call and, with ``cache=True``, stores the machine
 code next to the source. A fresh process with a warm cache loads what it needs in well
 under a second; an empty cache (a new install, another CPU, a new Numba) costs the
@@ -11,6 +16,7 @@ import time
 import numpy as np
 
 from ._validation import check_dtype
+from .augment import Augment
 from .layers import Activation, BatchNorm, Dense, Dropout
 from .losses import BinaryCrossEntropy, MeanSquaredError, SoftmaxCrossEntropy
 from .model import Sequential
@@ -19,7 +25,8 @@ from .optimizers import SGD, Adam, Momentum, RMSprop
 # 300 rows at batch 256: one batch whose 256 x 256 layer outputs reach the parallel
 # kernels' threshold (kernels.PARALLEL_MIN_SIZE = 65536 elements) and one of 44 rows
 # for the serial ones; the 256 x 256 weights take the optimizers' parallel path too.
-_ROWS, _BATCH, _WIDTH = 300, 256, 256
+# Predicting _FEW rows keeps inference under the threshold.
+_ROWS, _BATCH, _WIDTH, _FEW = 300, 256, 256, 50
 
 
 def _model(n_out, dtype):
@@ -37,7 +44,9 @@ def warmup(dtypes=("float32",)):
 
     Runs a tiny training of a model with every layer kind, with each loss and each
     optimizer, in each dtype, at sizes that reach both the serial and the parallel
-    kernels. Returns the seconds it took (about 1 s with a warm cache).
+    kernels (each kernel on both sides of ``kernels.PARALLEL_MIN_SIZE``: 256 outputs for
+    the losses, a one-layer model for the optimizers' serial updates, 16 x 16 images for
+    the augmentation). Returns the seconds it took (a few seconds with a warm cache).
 
     Parameters
     ----------
@@ -52,9 +61,10 @@ def warmup(dtypes=("float32",)):
     for dtype in dtypes:
         X = rng.standard_normal((_ROWS, 8)).astype(dtype)
         labels = rng.integers(0, 3, _ROWS)
-        for loss, y, n_out in [(SoftmaxCrossEntropy(), labels, 3),
-                               (BinaryCrossEntropy(), labels % 2, 1),
-                               (MeanSquaredError(), X[:, :2], 2)]:
+        wide = rng.random((_ROWS, _WIDTH)).astype(dtype)
+        for loss, y, n_out, y_wide in [(SoftmaxCrossEntropy(), labels, 3, labels),
+                                       (BinaryCrossEntropy(), labels % 2, 1, wide),
+                                       (MeanSquaredError(), X[:, :2], 2, wide)]:
             for optimizer in (SGD(0.01), Momentum(0.01), RMSprop(0.001), Adam(0.001)):
                 model = _model(n_out, dtype)
                 model.fit(X, y, loss=loss, optimizer=optimizer, epochs=1,
@@ -62,6 +72,20 @@ def warmup(dtypes=("float32",)):
             model.fit(X, y, epochs=1, batch_size=_BATCH, sample_weight=np.ones(_ROWS))
             model.evaluate(X, y)
             model.predict(X)
+            model.predict(X[:_FEW])
+            # 256 outputs: the loss kernels and the output's softmax or sigmoid, parallel
+            model = Sequential([Dense(8, _WIDTH)], dtype=dtype, seed=0)
+            model.fit(X, y_wide, loss=loss, optimizer=SGD(0.01), epochs=1, batch_size=_BATCH)
+            model.predict(X)
+        for optimizer in (SGD(0.01), Momentum(0.01), RMSprop(0.001), Adam(0.001)):
+            model = Sequential([Dense(8, 3)], dtype=dtype, seed=0)  # the serial updates
+            model.fit(X, labels, loss=SoftmaxCrossEntropy(), optimizer=optimizer, epochs=1,
+                      batch_size=_BATCH)
+        images = rng.standard_normal((_ROWS, _WIDTH)).astype(dtype)  # 16 x 16 pixels
+        model = Sequential([Dense(_WIDTH, 3)], dtype=dtype, seed=0)
+        model.fit(images, labels, loss=SoftmaxCrossEntropy(), optimizer=SGD(0.01), epochs=1,
+                  batch_size=_BATCH,
+                  augment=Augment(noise=0.1, image_shape=(16, 16), max_shift=1, flip=True))
     return time.perf_counter() - start
 
 

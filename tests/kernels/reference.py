@@ -186,6 +186,11 @@ def n_blocks(n_rows, block_rows):
     return -(-n_rows // block_rows)
 
 
+def parallel_arg(n_elements, min_size):
+    """The parallel argument the nn API passes: True from min_size elements, else None."""
+    return True if n_elements >= min_size else None
+
+
 def ordered_sum(values):
     """values[0] + values[1] + ... in index order, one float64 addition at a time."""
     acc = 0.0

@@ -1,15 +1,20 @@
 """serial_and_parallel: every serial/parallel pair is one body built twice, and Numba's
-cache keeps the two builds apart (a fresh process loads each one's own machine code)."""
+cache keeps the two builds apart (a fresh process loads each one's own machine code);
+every public kernel with a parallel build takes ``parallel`` last (``parallel_arg``)."""
 import importlib
+import inspect
 import json
 import os
 import pkgutil
+import re
 import subprocess
 import sys
 
+import pytest
 from numba.core.caching import FunctionCache
 
 import kernels
+import reference as ref
 
 
 def _twins():
@@ -36,7 +41,10 @@ def test_every_twin_is_one_body_built_twice():
         assert parallel.py_func.__qualname__ == body + "_parallel", where
         options = dict(parallel.targetoptions)
         assert options.pop("parallel") is True
-        assert serial.targetoptions == options, where  # error_model and the rest
+        assert options.pop("no_cfunc_wrapper") is True
+        serial_options = dict(serial.targetoptions)
+        assert serial_options.pop("inline") == "always", where  # into the public kernel
+        assert serial_options == options, where  # error_model and the rest
         for build in (serial, parallel):
             assert isinstance(build._cache, FunctionCache), where  # cache=True
 
@@ -92,3 +100,50 @@ def test_fresh_process_loads_each_build_from_the_cache(tmp_path):
     assert second["stats"]["parallel"]["threads"]
     files = {name.split("-")[0] for name in os.listdir(next(tmp_path.glob("*/kernels_*")))}
     assert {"optim._sgd_serial", "optim._sgd_parallel"} <= files
+
+
+#: The public kernels with a parallel build (the issue's list).
+WITH_PARALLEL_BUILD = {
+    "dense_forward", "dense_backward", "activation_forward", "activation_backward",
+    "softmax_cross_entropy", "sigmoid_binary_cross_entropy", "mean_squared_error", "softmax",
+    "sgd_step", "momentum_step", "rmsprop_step", "adam_step", "batchnorm_forward_train",
+    "batchnorm_forward_infer", "batchnorm_backward", "dropout_forward", "dropout_backward",
+    "add_gaussian_noise", "shift_flip_images", "column_sums",
+}
+
+
+def test_kernels_with_a_parallel_build_take_parallel_last():
+    """Each calls a parallel build only under ``if parallel is not None:`` (the form
+    Numba's branch pruning reads: an argument typed None drops the call), and the
+    parameter is the last, defaulting to True."""
+    found = set()
+    for name in kernels.__all__:
+        obj = getattr(kernels, name)
+        if not hasattr(obj, "py_func"):
+            continue
+        source = inspect.getsource(obj.py_func)
+        calls = re.findall(r"\b(_\w+_parallel)\(", source)
+        if not calls:
+            continue
+        found.add(name)
+        params = list(inspect.signature(obj.py_func).parameters.values())
+        assert params[-1].name == "parallel" and params[-1].default is True, name
+        body = source.split('"""')[-1]
+        lines = body.splitlines()
+        for i, line in enumerate(lines):
+            if re.search(r"\b_\w+_parallel\(", line):
+                guards, indent = [], len(line) - len(line.lstrip())
+                for prev in reversed(lines[:i]):  # the enclosing statements
+                    depth = len(prev) - len(prev.lstrip())
+                    if prev.strip() and depth < indent:
+                        guards.append(prev.strip())
+                        indent = depth
+                assert "if parallel is not None:" in guards, (name, line)
+        assert "parallel: True (default)" in obj.__doc__, name
+    assert found == WITH_PARALLEL_BUILD
+
+
+@pytest.mark.parametrize("n", [0, 1, kernels.PARALLEL_MIN_SIZE - 1, kernels.PARALLEL_MIN_SIZE,
+                               10 * kernels.PARALLEL_MIN_SIZE])
+def test_parallel_arg_matches_reference(n):
+    assert kernels.parallel_arg(n) is ref.parallel_arg(n, kernels.PARALLEL_MIN_SIZE)

@@ -90,9 +90,8 @@ class Allocations:
 
 class StepRecorder:
     """A per-step schedule (``fit(schedule=...)``) returning a constant ``lr`` that
-    measures each step: fit calls it before every optimizer step, so the interval
-    between two calls holds one whole step (the update, then the next batch's gather,
-    forward, loss and backward). ``steps`` lists ``(step, peak, nrt_allocs)`` for the
+    measures each step: fit calls it at the start of every step, so the interval
+    between two calls holds one whole step (gather, forward, loss, backward, update). ``steps`` lists ``(step, peak, nrt_allocs)`` for the
     interval that ends at each call after the first: ``peak`` is the most traced memory
     held above the level at the previous call (what any array made and freed in the
     step adds), ``nrt_allocs`` what jitted code allocated. ``step`` is fit's global step
