@@ -21,6 +21,9 @@ The folder (``folder()``):
   warning, to a private temporary folder removed at exit: the kernels still work, but
   each process compiles them again. With no temporary folder either, Numba's own
   choice applies (``folder()`` returns ``""``).
+
+Importing this module also works around a Numba bug (numba/numba#8578, #9938) that a
+cache of kernels which call parallel builds trips (``keep_reload_hooks``).
 """
 import atexit
 import contextlib
@@ -86,3 +89,61 @@ def caching_in(path):
         yield
     finally:
         config.CACHE_DIR = previous
+
+
+def keep_reload_hooks():
+    """Make code loaded from Numba's cache start the threading layer it needs.
+
+    A parallel build's machine code calls Numba's threading layer, whose symbols its
+    reload hook (``_reload_parfors``) registers before a cached copy is linked. A
+    function that calls a parallel build inherits the hook when it compiles, from the
+    callee's code library, but a library loaded from the cache comes back without its
+    hooks (Numba 0.68 and earlier, numba/numba#9938). So a kernel compiled in a process
+    that loaded its parallel build from the cache (a new signature: ``parallel=None`` or
+    ``True``, another dtype, the caller's own jitted code) was cached without the hook,
+    and a later process that loaded that kernel before any parallel code crashed in its
+    parallel branch (the symbols resolved to null).
+
+    Here a loaded library keeps the hooks it was cached with, so its callers inherit
+    them; and code whose object calls the threading layer (``numba_parallel_for``) gets
+    the hook run before it is linked even when its cache entry lacks it (entries written
+    before this fix, or by code compiled elsewhere). Idempotent; a Numba whose
+    ``CompileResult._rebuild`` differs is left alone.
+    """
+    from numba.core.compiler import CompileResult
+    rebuild = CompileResult.__dict__.get("_rebuild")
+    if not isinstance(rebuild, classmethod) or getattr(rebuild.__func__, "_keeps_hooks",
+                                                       False):
+        return
+    try:
+        from numba.core.typed_passes import _reload_parfors
+    except ImportError:
+        return
+    original = rebuild.__func__
+
+    def _rebuild(cls, target_context, libdata, *args, **kwargs):
+        parallel = _calls_threading_layer(libdata)
+        if parallel:
+            _reload_parfors()  # before the object is linked
+        result = original(cls, target_context, libdata, *args, **kwargs)
+        hooks = getattr(getattr(result, "library", None), "_reload_init", None)
+        if isinstance(hooks, set):
+            hooks.update(getattr(result, "reload_init", None) or ())
+            if parallel:
+                hooks.add(_reload_parfors)
+        return result
+
+    _rebuild._keeps_hooks = True
+    CompileResult._rebuild = classmethod(_rebuild)
+
+
+def _calls_threading_layer(libdata):
+    """Whether a cached library's object code calls Numba's parallel launcher."""
+    try:
+        _, kind, data = libdata
+        return kind == "object" and b"numba_parallel_for" in data[0]
+    except (TypeError, ValueError, IndexError):
+        return False
+
+
+keep_reload_hooks()

@@ -12,14 +12,18 @@ Backends (``BF16_BACKEND``), chosen at import from the CPU features LLVM reports
 
 - ``"avx512bf16"``: our kernel on ``vdpbf16ps`` (AVX512-BF16: AMD Zen 4 and later,
   Intel Cooper Lake, Sapphire Rapids and later). Both operands are packed to bf16 in
-  each call (pairs of consecutive k in a 32-bit lane, as the instruction reads them),
-  then a 12 x 32 register-blocked micro-kernel runs over the whole of K for each tile
-  of C; Numba's threads split the row panels of C. Each element of C is computed by
-  one thread in one fixed order, so the bits do not depend on the thread count. As the
-  instructions define (``vcvtne2ps2bf16`` packs, ``vdpbf16ps`` multiplies and adds),
-  subnormal operands and subnormal sums are flushed to zero (|x| < 2**-126; not the
-  values of a network's activations and weights), and each lane adds the odd-k
-  product, then the even-k one, rounding after each.
+  each call, pairs of consecutive k in each 32-bit lane as the instruction reads them:
+  op(B) whole, in panels of 32 columns, by the calling thread; op(A) 12 rows at a time,
+  by the thread that then computes those rows of C, tile by tile (12 x 32, 24 zmm
+  accumulators, over the whole of k; smaller tiles at the edges). Numba's threads
+  split the row panels of C (``PARALLEL_MIN_MNK`` up; one parallel region per call).
+  Each element of C is computed by one thread in one fixed order, so the bits do not
+  depend on the thread count. As the instructions define (``vcvtne2ps2bf16`` packs,
+  ``vdpbf16ps`` multiplies and adds), subnormal operands and subnormal sums are
+  flushed to zero (|x| < 2**-126; not the values of a network's activations and
+  weights), and each lane adds the odd-k product, then the even-k one, rounding after
+  each. On a 2-core AMD EPYC (Zen 4), one thread: 200-215 GFLOP/s on a training
+  step's shapes, packing included, 2.0-2.1x our SGEMM (OpenBLAS).
 - ``"mkl"``: oneMKL's ``cblas_gemm_bf16bf16f32`` after a conversion of A and B to bf16,
   where ``kernels.blas`` runs on oneMKL and the CPU is an Intel one with AVX512-BF16
   or AMX (where MKL is fast; on an AMD Zen 4 it measured no faster than SGEMM).

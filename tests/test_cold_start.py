@@ -87,3 +87,32 @@ def test_cold_start_compiles_parallel_builds_only_past_the_threshold(tmp_path):
     warm = _run(tmp_path)  # the same cache: everything loads, nothing compiles
     assert warm["small"] == [] and warm["large"] == []
     assert warm["same"]
+
+
+_NESTED = r"""
+import sys
+import numpy as np
+import kernels
+from kernels import optim
+
+params, grads = np.ones(kernels.PARALLEL_MIN_SIZE), np.full(kernels.PARALLEL_MIN_SIZE, 2.0)
+if sys.argv[1] == "build":
+    optim._sgd_parallel(params, grads, 0.25)  # compiled and cached on its own
+else:
+    kernels.sgd_step(params, grads, 0.25, True)  # its parallel build comes from the cache
+print(params[:3].tolist())
+"""
+
+
+def test_kernel_cached_over_a_cached_parallel_build_loads_in_a_fresh_process(tmp_path):
+    """numba/numba#9938: a kernel compiled in a process that loaded its parallel build
+    from the cache must still start Numba's threading layer when a later process loads
+    it (it crashed: kernels._cache.keep_reload_hooks)."""
+    env = dict(os.environ, NUMBA_NN_CACHE_DIR=str(tmp_path))
+    env.pop("NUMBA_CACHE_DIR", None)
+    root = os.path.dirname(os.path.dirname(kernels.__file__))
+    for step in ("build", "compile", "load"):
+        out = subprocess.run([sys.executable, "-c", _NESTED, step], env=env, cwd=root,
+                             capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0, (step, out.returncode, out.stderr[-2000:])
+        assert out.stdout.split() == ["[0.5,", "0.5,", "0.5]"], step
