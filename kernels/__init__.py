@@ -7,26 +7,20 @@ before calling them; called directly, a kernel trusts its arguments.
 
 Threads: a training step alternates Numba's parallel kernels (GNU OpenMP, libgomp)
 and the GEMMs' BLAS threads, and how idle threads wait decides its speed on a small
-machine (see ``THREAD_POLICY``). Importing ``kernels`` sets, each only where the
-environment does not already have it and by the backend ``kernels.blas`` chooses:
+machine. With OpenBLAS (a pthreads pool of its own), libgomp's idle workers spin by
+default and starve OpenBLAS's threads (an epoch 10-40x slower on 2 cores), so
+importing ``kernels`` sets ``OMP_WAIT_POLICY=PASSIVE`` there: the workers sleep at
+once. With oneMKL it sets nothing: PASSIVE put Intel's OpenMP to sleep after every
+small GEMM (2-3x slower at batch 32 on 2 cores), and the runtimes' own defaults
+measured as fast as the best setting found (README, "Threads and OpenMP runtimes").
 
-- OpenBLAS: ``OMP_WAIT_POLICY=PASSIVE``. Its pthreads are a second pool; libgomp's
-  idle workers spin by default and starved them (an epoch 10-40x slower on 2 cores),
-  so they sleep at once instead.
-- oneMKL: ``MKL_THREADING_LAYER=GNU`` and ``GOMP_SPINCOUNT=100000``. MKL then runs
-  its GEMMs on libgomp too, one pool for both, whose idle workers spin briefly (about
-  a millisecond) before sleeping: no second pool to starve, and no wake-up after every
-  small GEMM (which made Intel's OpenMP under PASSIVE 2-3x slower at batch 32).
-  Should MKL run on Intel's OpenMP anyway (``MKL_THREADING_LAYER=INTEL``, or MKL
-  loaded by other code first), no wait variable is set: both runtimes' defaults
-  measured best there.
-
-No wait variable (``OMP_WAIT_POLICY``, ``GOMP_SPINCOUNT``, ``KMP_BLOCKTIME``,
-``KMP_LIBRARY``) is set when the user set any of them, and
-``NUMBA_NN_THREAD_POLICY=none`` sets nothing at all. The runtimes read these when
-they load, so they apply when ``kernels`` is imported before the process's first
-OpenMP parallel region (its own Numba ``prange`` code included). ``THREAD_POLICY``
-holds what was set. Thread counts are not touched (``nn.set_num_threads`` sets them).
+It is set only when the environment has none of ``OMP_WAIT_POLICY``,
+``GOMP_SPINCOUNT``, ``KMP_BLOCKTIME``, ``KMP_LIBRARY`` (the user's choice wins), and
+``NUMBA_NN_THREAD_POLICY=none`` turns it off. libgomp reads it when it loads, at the
+process's first Numba parallel launch: a process that launched one before importing
+``kernels`` (its own ``prange`` code, ``numba.set_num_threads`` or ``get_num_threads``)
+keeps spinning workers, and the import warns. ``THREAD_POLICY`` holds what was set.
+Thread counts are left alone (``nn.set_num_threads`` sets them).
 
 GEMMs go through ``kernels.blas.gemm``: oneMKL when the ``mkl`` wheel is installed,
 SciPy's OpenBLAS otherwise (``BLAS_BACKEND`` says which; see ``kernels.blas``).
@@ -38,24 +32,10 @@ read-only install still caches.
 """
 import os
 
-#: {variable: value} that importing ``kernels`` put in ``os.environ`` (the thread and
-#: OpenMP policy above); empty when the user's own settings left nothing to set.
+#: {variable: value} that importing ``kernels`` put in ``os.environ`` (the thread
+#: policy above): ``{"OMP_WAIT_POLICY": "PASSIVE"}`` with OpenBLAS, else empty.
 THREAD_POLICY = {}
 _WAIT_VARIABLES = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME", "KMP_LIBRARY")
-#: libgomp's spins before an idle worker sleeps, with oneMKL: about 1 ms (libgomp's
-#: own default is 300000, 3e10 under ACTIVE, 0 under PASSIVE).
-GOMP_SPINCOUNT_MKL = "100000"
-_MKL_THREADING_INTEL = 0
-
-
-def _policy_set(name, value):
-    if name not in os.environ:
-        os.environ[name] = THREAD_POLICY[name] = value
-
-
-def _policy_unset(name):
-    if THREAD_POLICY.pop(name, None) is not None:
-        del os.environ[name]
 
 
 def _gomp_loaded():
@@ -68,45 +48,24 @@ def _gomp_loaded():
     return True
 
 
-_before = {}
-
-
-def _thread_policy(backend=None):
-    """Called with ``backend`` None before ``kernels.blas`` loads a BLAS: set what
-    oneMKL needs (MKL and, through it, libgomp read it as they load). Called again with
-    the backend chosen: keep what that backend needs, undo the rest (with OpenBLAS,
-    libgomp has not loaded yet: Numba loads it at its first parallel launch)."""
-    if os.environ.get("NUMBA_NN_THREAD_POLICY", "").strip().lower() == "none":
+def _thread_policy(backend):
+    """Apply the policy above for ``backend``, once ``kernels.blas`` has chosen it (and
+    before Numba's first parallel launch loads libgomp)."""
+    if (os.environ.get("NUMBA_NN_THREAD_POLICY", "").strip().lower() == "none"
+            or backend != "openblas" or any(v in os.environ for v in _WAIT_VARIABLES)):
         return
-    if backend is None:
-        _before["user_waits"] = any(v in os.environ for v in _WAIT_VARIABLES)
-        _before["gomp_loaded"] = _gomp_loaded()
-        if os.environ.get("NUMBA_NN_BLAS", "").strip().lower() != "openblas":
-            _policy_set("MKL_THREADING_LAYER", "GNU")
-            if not _before["user_waits"]:
-                _policy_set("GOMP_SPINCOUNT", GOMP_SPINCOUNT_MKL)
-    elif backend != "mkl":
-        _policy_unset("MKL_THREADING_LAYER")
-        _policy_unset("GOMP_SPINCOUNT")
-        if not _before["user_waits"]:
-            _policy_set("OMP_WAIT_POLICY", "PASSIVE")
-            if _before["gomp_loaded"]:
-                import warnings
-                warnings.warn(
-                    "GNU OpenMP (libgomp) was loaded before `import kernels` (by Numba's "
-                    "first parallel call, numba.set_num_threads or get_num_threads), so "
-                    "OMP_WAIT_POLICY=PASSIVE comes too late: its spinning workers can "
-                    "slow training with OpenBLAS many times over on few cores. Import nn "
-                    "(or kernels) first, or set OMP_WAIT_POLICY before starting Python.",
-                    RuntimeWarning, stacklevel=3)
-    elif blas._lib.MKL_Set_Threading_Layer(-1) == _MKL_THREADING_INTEL:
-        # MKL on Intel's OpenMP after all (the user's choice, or MKL set up by other
-        # code first): the runtimes' own defaults, which measured best with it.
-        _policy_unset("MKL_THREADING_LAYER")
-        _policy_unset("GOMP_SPINCOUNT")
+    os.environ["OMP_WAIT_POLICY"] = THREAD_POLICY["OMP_WAIT_POLICY"] = "PASSIVE"
+    if _gomp_loaded():
+        import warnings
+        warnings.warn(
+            "GNU OpenMP (libgomp) was loaded before `import kernels` (by a Numba parallel "
+            "call, numba.set_num_threads or numba.get_num_threads), so "
+            "OMP_WAIT_POLICY=PASSIVE comes too late for it: its spinning workers can slow "
+            "training with OpenBLAS many times over on few cores. Import nn (or kernels) "
+            "first, or set OMP_WAIT_POLICY in the environment before starting Python.",
+            RuntimeWarning, stacklevel=3)
 
 
-_thread_policy()
 from . import _cache
 
 CACHE_DIR = _cache.folder()

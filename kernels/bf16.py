@@ -667,13 +667,14 @@ def _pack_pair_row(address, ld, k, n, out, off, p):
 
 
 @_jit(no_cfunc_wrapper=True)
-def _pack_panel_t(address, ld, k, n, out, off, jp):
+def _pack_panel_t(address, ld, k, n, out, off, jp, tmp):
     """Panel jp of op(B) = the transpose of the (n, k) block (k contiguous), as
-    ``_pack_pair_row`` lays them out: a row-major bf16 copy of its NR rows, transposed
-    16 x 16 pairs at a time."""
+    ``_pack_pair_row`` lays them out: a row-major bf16 copy of its NR rows in ``tmp``
+    (NR * ldt words), transposed 16 x 16 pairs at a time. The copy's words past kp in
+    each row, and its rows past n, are not written: they land in panel rows past kp
+    (not stored) and in columns past n (whose sums are not stored)."""
     kp = (k + 1) // 2
     ldt = (kp + 15) // 16 * 16
-    tmp = np.zeros(NR * ldt, np.uint32)
     tmp16 = tmp.view(np.uint16)
     for jj in range(min(NR, n - jp * NR)):
         src = address + (jp * NR + jj) * ld * 4
@@ -737,8 +738,9 @@ def _gemm_avx512(a_addr, a_rows, a_cols, lda, a_op, b_addr, b_rows, b_cols, ldb,
         for p in range(kp):
             _pack_pair_row(b_addr, ldb, k, n, vp, vp_off, p)
     else:
+        tmp = np.empty(NR * ((kp + 15) // 16 * 16), np.uint32)
         for jp in range(n_pan):
-            _pack_panel_t(b_addr, ldb, k, n, vp, vp_off, jp)
+            _pack_panel_t(b_addr, ldb, k, n, vp, vp_off, jp, tmp)
     # op(A) and C, MR rows at a time
     a32, b32 = np.float32(alpha), np.float32(beta)
     for ip in prange((m + MR - 1) // MR):
@@ -749,8 +751,10 @@ with _caching():
     _gemm_avx512_serial, _gemm_avx512_parallel = serial_and_parallel(_gemm_avx512)
 
 #: m * n * k from which the avx512bf16 path takes its parallel build (and C has more
-#: than one panel of rows): below it the threads' launches cost more than they save.
-PARALLEL_MIN_MNK = 1 << 22
+#: than one panel of rows): 8M multiply-adds, about 80 us on one Zen 4 core. Below it
+#: the threads' wake-up (15-50 us under OMP_WAIT_POLICY=PASSIVE on a 2-core VM) costs
+#: more than the second thread saves.
+PARALLEL_MIN_MNK = 1 << 23
 
 
 @_jit()

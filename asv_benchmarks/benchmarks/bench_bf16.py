@@ -15,7 +15,13 @@ of both operands to bf16, as a training step pays it every call); ``track_gflops
 rounds of the two taken in turn (on a shared, noisy machine the ratio of interleaved
 medians is steadier than two separate timings). The bf16 backend is the one
 ``kernels.bf16.BF16_BACKEND`` chose ("none": emulation, slower than SGEMM).
+
+With 2 threads, gemm_bf16 runs on Numba's threads (libgomp): under the
+``OMP_WAIT_POLICY=PASSIVE`` that ``kernels`` sets beside OpenBLAS, each call first
+wakes the sleeping worker (15-50 us on the 2-core VM it was measured on), a cost
+the smaller shapes feel.
 """
+import time
 import timeit
 
 import numpy as np
@@ -37,11 +43,14 @@ SHAPES = {
 }
 
 
-def _medians(fns, rounds=15, number=3):
-    """Median seconds per call of each function, their rounds interleaved."""
+def _medians(fns, rounds=15, number=3, pause=0.1):
+    """Median seconds per call of each function, their rounds interleaved, each
+    after a pause: OpenBLAS's threads spin for about 60 ms after a call, and would
+    hold the other core while the next function's threads need it."""
     times = [[] for _ in fns]
     for _ in range(rounds):
         for t, fn in zip(times, fns):
+            time.sleep(pause)
             t.append(timeit.timeit(fn, number=number) / number)
     return [float(np.median(t)) for t in times]
 

@@ -158,19 +158,22 @@ def test_same_bits_for_one_and_two_threads(backend):
     if numba.config.NUMBA_NUM_THREADS < 2:
         pytest.skip("fewer than 2 Numba threads")
     rng = np.random.default_rng(4)
-    A, B = _operand(rng, 301, 300, True), _operand(rng, 301, 77, False)
+    m, n, k = 300, 100, 301
+    assert m * n * k >= bf16.PARALLEL_MIN_MNK   # the parallel build, for avx512bf16
+    A, B = _operand(rng, m, k, True), _operand(rng, k, n, False)
     results = []
     previous = numba.get_num_threads()
     try:
         for threads in (1, 2, 1):
             numba.set_num_threads(threads)
-            C = np.empty((300, 77), np.float32)
+            C = np.empty((m, n), np.float32)
             bf16.gemm_bf16(A, B, C, True, False, 1.0, 0.0)
             results.append(C)
     finally:
         numba.set_num_threads(previous)
     assert_array_equal(results[0].view(np.uint32), results[1].view(np.uint32))
     assert_array_equal(results[0].view(np.uint32), results[2].view(np.uint32))
+    _check(results[1], A, B, np.zeros((m, n), np.float32), True, False, 1.0, 0.0)
 
 
 def test_avx512bf16_serial_and_parallel_builds_agree(avx512):

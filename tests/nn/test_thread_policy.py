@@ -21,8 +21,8 @@ import kernels
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-#: Everything the policy may set (kernels' docstring and the README document each).
-DOCUMENTED = {"OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "MKL_THREADING_LAYER"}
+#: Everything the policy may set (kernels' docstring and the README document it).
+DOCUMENTED = {"OMP_WAIT_POLICY"}
 #: Removed from the child's environment unless a case sets them (the test process's
 #: own ``import kernels`` has put the policy into os.environ, which children inherit).
 CLEARED = ("NUMBA_NN_BLAS", "NUMBA_NN_THREAD_POLICY", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT",
@@ -144,37 +144,25 @@ def test_a_policy_that_comes_too_late_warns():
     assert any("OMP_WAIT_POLICY=PASSIVE comes too late" in w for w in res["warnings"])
 
 
-def test_mkl_shares_gnu_openmp_with_numba(mkl):
+def test_mkl_sets_nothing(mkl):
+    """oneMKL keeps Intel's OpenMP and the runtimes' own wait defaults."""
     res = _user_process({"NUMBA_NN_BLAS": "mkl"})
     assert res["backend"] == "mkl"
     _check_user_setup_kept(res)
-    assert res["policy"] == {"MKL_THREADING_LAYER": "GNU",
-                             "GOMP_SPINCOUNT": kernels.GOMP_SPINCOUNT_MKL}
-    assert res["mkl_layers"] == ["gnu"]
-    # one OpenMP runtime in the process: Intel's (libiomp5) was never loaded
-    assert res["openmp"] and all("gomp" in name for name in res["openmp"])
-
-
-@pytest.mark.parametrize("backend", ["openblas", "mkl"])
-def test_the_users_explicit_wait_setting_wins(backend, request):
-    if backend == "mkl":
-        request.getfixturevalue("mkl")
-    res = _user_process({"NUMBA_NN_BLAS": backend, "OMP_WAIT_POLICY": "ACTIVE"})
-    _check_user_setup_kept(res)
-    # no wait variable of the library's next to the user's (GOMP_SPINCOUNT would
-    # override their OMP_WAIT_POLICY in libgomp)
-    assert set(res["policy"]) <= {"MKL_THREADING_LAYER"}
-
-
-def test_the_users_mkl_threading_layer_wins(mkl):
-    res = _user_process({"NUMBA_NN_BLAS": "mkl", "MKL_THREADING_LAYER": "INTEL"})
-    _check_user_setup_kept(res)
-    assert res["policy"] == {}
+    assert res["policy"] == {} and res["changed"] == {}
     assert res["mkl_layers"] == ["intel"]
+    assert res["warnings"] == []
 
 
-def test_policy_none_sets_nothing(mkl):
-    res = _user_process({"NUMBA_NN_BLAS": "mkl", "NUMBA_NN_THREAD_POLICY": "none"})
+@pytest.mark.parametrize("user", [{"OMP_WAIT_POLICY": "ACTIVE"}, {"GOMP_SPINCOUNT": "1000"}])
+def test_the_users_explicit_wait_setting_wins(user):
+    res = _user_process({"NUMBA_NN_BLAS": "openblas", **user})
+    _check_user_setup_kept(res)
+    assert res["policy"] == {} and res["changed"] == {}
+
+
+def test_policy_none_sets_nothing():
+    res = _user_process({"NUMBA_NN_BLAS": "openblas", "NUMBA_NN_THREAD_POLICY": "none"})
     _check_user_setup_kept(res)
     assert res["policy"] == {} and res["changed"] == {}
 
@@ -183,5 +171,5 @@ def test_what_is_set_is_documented_and_in_effect():
     assert set(kernels.THREAD_POLICY) <= DOCUMENTED
     for name, value in kernels.THREAD_POLICY.items():
         assert os.environ.get(name) == value
-    for name in DOCUMENTED | {"NUMBA_NN_THREAD_POLICY"}:
+    for name in DOCUMENTED | {"NUMBA_NN_THREAD_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME"}:
         assert name in kernels.__doc__
