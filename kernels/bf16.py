@@ -791,6 +791,8 @@ def gemm_bf16(A, B, C, trans_a=False, trans_b=False, alpha=1.0, beta=0.0):
     ``BF16_BACKEND``; avx512bf16 splits C's row panels among Numba's threads (the same
     bits for any thread count) and flushes subnormals (module docstring).
     """
+    if A.itemsize != 4 or B.itemsize != 4 or C.itemsize != 4:
+        raise ValueError("gemm_bf16: A, B and C must be float32")
     m, n = C.shape
     if m == 0 or n == 0:
         return

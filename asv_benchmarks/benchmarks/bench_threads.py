@@ -8,20 +8,32 @@ picks the best; the target is at most 1.2. It runs in asv's process, so under th
 backend and policy that process has.
 
 The BLAS backend and the OpenMP runtimes' wait policy can only be chosen once per
-process (the runtimes read their environment when they load), so the matrix runs each
-(backend, environment) combination in a fresh subprocess (``subprocess`` with a
-modified environment, never a fork), which times every split of the cores::
+process (the runtimes read their environment when they load), so the matrix starts one
+fresh process per (backend, environment) combination (``subprocess`` with a modified
+environment, never a fork; ``COMBOS``), which times every split of the cores::
 
-    python -m asv_benchmarks.benchmarks.bench_threads --matrix [--rows 4096]
-        [--repeats 3] [--rounds 2] [--combos default mkl ...] [--json out.json]
-    python -m asv_benchmarks.benchmarks.bench_threads --user-code
+    python -m asv_benchmarks.benchmarks.bench_threads --matrix [--repeats 3]
+        [--rows 4096] [--combos default mkl ...] [--only-threads 2]
+        [--loads none "one core"] [--max-wait 5] [--json out.json]
+    python -m asv_benchmarks.benchmarks.bench_threads --user-code [--user-combos ...]
 
 ``--matrix`` prints markdown tables (CPU model named) of samples/s for the 784-256-256-10
 ReLU MLP and its BatchNorm + Dropout(0.8) variant, Adam lr 1e-3, float32, batch 32, 256
-and 1024, on 1 thread and on all cores. Within a process every (model, batch, split)
-runs once per repeat in turn (interleaved); each round starts every combination's
-process again, in a rotated order, so a slow moment of the shared machine hits several
-combinations; the figures are medians over rounds x repeats epochs.
+and 1024, on 1 thread and on all cores (every split), then the defaults against the best
+setting found per cell. "default" is a process where the user set nothing, "mkl" one
+where the user only set ``NUMBA_NN_BLAS=mkl``; rows with ``NUMBA_NN_THREAD_POLICY=none``
+show a runtime's own defaults or the user's explicit variables.
+
+How it is measured on a shared, noisy machine: all the processes stay alive, each
+stopped (SIGSTOP) except the one being timed, so one epoch runs at a time and idle
+spinning threads cost the others nothing; every repeat times every (combination, model,
+batch, split) once, in a rotated order. Before each epoch the driver waits up to
+``--max-wait`` seconds for other processes to use under ``QUIET`` of the machine
+(/proc/stat, VM steal included), and records the share they used during the epoch;
+medians are over the quiet epochs when at least 3 are, else over all (marked ~).
+``--loads "one core"`` also times every setting beside a busy loop of our own (a
+neighbour using one core). The default set (10 combinations, 3 repeats) takes about
+5 minutes on an idle 2-core machine, longer when it has to wait.
 
 ``--user-code`` times the user's own NumPy matmul and Numba ``prange`` loops in a fresh
 process without ``nn``, after ``import nn``, and after ``import nn`` plus a ``fit``: what
@@ -141,8 +153,13 @@ COMBOS = {
     "mkl workqueue PASSIVE": {"NUMBA_NN_BLAS": "mkl", **_OFF, "OMP_WAIT_POLICY": "PASSIVE",
                               "NUMBA_THREADING_LAYER": "workqueue"},
 }
-#: The combinations ``--matrix`` runs unless ``--combos`` names others.
-DEFAULT_COMBOS = list(COMBOS)
+#: The combinations ``--matrix`` runs unless ``--combos`` names others (``--combos``
+#: takes any of ``COMBOS``): the defaults, each runtime's own defaults, and per backend
+#: the settings that came closest to the best.
+DEFAULT_COMBOS = ["default", "openblas unset", "openblas GOMP_SPINCOUNT=10k",
+                  "openblas workqueue", "mkl", "mkl PASSIVE", "mkl GNU PASSIVE",
+                  "mkl GNU GOMP_SPINCOUNT=100k", "mkl PASSIVE KMP_BLOCKTIME=200",
+                  "mkl SEQUENTIAL PASSIVE"]
 
 MODELS = {"mlp": {}, "bn+dropout": {"batch_norm": True, "keep_prob": 0.8}}
 MATRIX_BATCHES = (32, 256, 1024)

@@ -139,6 +139,8 @@ def test_views_transposes_and_row_ranges(backend):
            1.0, 0.0)
     with pytest.raises(ValueError):
         bf16.gemm_bf16(X[:, ::2], D[:, :15].T.copy(), np.zeros((40, 40), np.float32))
+    with pytest.raises(ValueError):
+        bf16.gemm_bf16(X.astype(np.float64), D.T.copy(), np.zeros((40, 40)))
 
 
 def test_callable_from_njit(backend):
