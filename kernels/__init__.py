@@ -5,14 +5,17 @@ writes its results into arrays the caller passes, and can be called from Python 
 from the caller's own ``@njit`` code. The API in ``nn`` validates shapes and dtypes
 before calling them; called directly, a kernel trusts its arguments.
 
-Threads: a training step alternates Numba's parallel kernels (GNU OpenMP, libgomp)
-and the GEMMs' BLAS threads, and how idle threads wait decides its speed on a small
-machine. With OpenBLAS (a pthreads pool of its own), libgomp's idle workers spin by
-default and starve OpenBLAS's threads (an epoch 10-40x slower on 2 cores), so
-importing ``kernels`` sets ``OMP_WAIT_POLICY=PASSIVE`` there: the workers sleep at
-once. With oneMKL it sets nothing: PASSIVE put Intel's OpenMP to sleep after every
-small GEMM (2-3x slower at batch 32 on 2 cores), and the runtimes' own defaults
-measured as fast as the best setting found (README, "Threads and OpenMP runtimes").
+Threads: a training step alternates Numba's parallel kernels (OpenMP) and the GEMMs'
+BLAS threads, and how idle threads wait decides its speed on a small machine. With
+OpenBLAS (a pthreads pool of its own beside Numba's GNU OpenMP, libgomp), libgomp's
+idle workers spin by default and starve OpenBLAS's threads (an epoch 10-40x slower on
+2 cores), so importing ``kernels`` sets ``OMP_WAIT_POLICY=PASSIVE``: they sleep at once.
+With oneMKL it sets nothing: MKL loads Intel's OpenMP (libiomp5) at import, and Numba's
+OpenMP calls bind to it too (it provides libgomp's entry points), so there is one pool;
+its default wait (spin up to ``KMP_BLOCKTIME``, 200 ms, then sleep) measured as fast
+as the best setting found, while PASSIVE put it to sleep after every
+small GEMM (2-3x slower at batch 32 on 2 cores). See the README, "Threads and OpenMP
+runtimes".
 
 It is set only when the environment has none of ``OMP_WAIT_POLICY``,
 ``GOMP_SPINCOUNT``, ``KMP_BLOCKTIME``, ``KMP_LIBRARY`` (the user's choice wins), and

@@ -12,7 +12,8 @@ module points, at import, at the ``cblas_?gemm`` of one BLAS library (the backen
 
 The default is oneMKL on Intel CPUs (``cpu_vendor() == "GenuineIntel"``) when it is
 installed, and OpenBLAS elsewhere: on a 2-core AMD EPYC (Zen 4) oneMKL was no faster on
-one thread and 2.6-3.5x slower at batch 32 on two (Intel's OpenMP sleeping between the
+one thread and 2.6-3.5x slower at batch 32 on two under OMP_WAIT_POLICY=PASSIVE, which
+no longer applies to oneMKL: with nothing set it measured 1.1-1.17x faster on two (Intel's OpenMP sleeping between the
 small GEMMs). ``NUMBA_NN_BLAS=openblas`` (or ``mkl``) in the environment before the first
 import chooses explicitly. Because the symbol is resolved when a cached kernel is loaded, not
 when it is compiled, the on-disk Numba cache is valid for either backend.

@@ -8,9 +8,9 @@ in user Numba code uses) is imported here first too.
 Counts only: how idle threads wait (the OpenMP runtimes' environment) is decided once,
 when ``kernels`` is imported (``kernels.THREAD_POLICY``). Nothing here runs unless the
 user calls it: ``fit`` and inference keep the counts the process has (Numba's default is
-every core, BLAS's its own default) until ``set_num_threads`` is called. With oneMKL on
-GNU OpenMP (the default policy) Numba's workers and MKL's are one pool, so t Numba and
-t BLAS threads are t threads in all; with OpenBLAS they are two pools that take turns.
+every core, BLAS's its own default) until ``set_num_threads`` is called. With oneMKL,
+Numba's OpenMP calls run on the Intel OpenMP that MKL loaded, one pool for both; with
+OpenBLAS they are two pools that take turns (Numba's sleeping between kernels).
 """
 import numba
 import scipy.linalg.cython_blas  # noqa: F401  (loads SciPy's OpenBLAS for threadpoolctl)

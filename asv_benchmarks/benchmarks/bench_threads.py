@@ -265,8 +265,8 @@ class _Child:
     serving timings; stopped (SIGSTOP) whenever it is not the one being timed, so its
     idle threads (spinning ones included) take no CPU from the others."""
 
-    def __init__(self, args, combo_env):
-        cmd = [sys.executable, "-m", "asv_benchmarks.benchmarks.bench_threads"] + args
+    def __init__(self, args, combo_env, cmd=None):
+        cmd = (cmd or [sys.executable, "-m", "asv_benchmarks.benchmarks.bench_threads"]) + args
         self.proc = subprocess.Popen(cmd, env=_child_env(combo_env), cwd=ROOT, text=True,
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         line = self._answer()
@@ -528,62 +528,84 @@ def print_matrix(results, rows, repeats, loads=("none",), out=sys.stdout):
 
 # -- the user's own code, with and without the library ---------------------------------
 
-def _user_code_worker(mode):
-    """In the fresh child: the user's NumPy matmul and Numba prange loops, served for
-    timing after ``mode`` ("plain": no nn; "import": import nn; "fit": import nn and one
-    fit)."""
-    import numba
-    from numba import njit, prange
-    if mode in ("import", "fit"):
-        import nn
-    if mode == "fit":
-        Xf, yf = mnist_like(512)
-        build_mlp().fit(Xf, yf, loss=nn.SoftmaxCrossEntropy(), optimizer=nn.Adam(lr=LR),
-                        epochs=1, batch_size=64, verbose=0)
+#: The user's own code, run by ``python -c`` so that nothing of this suite (whose
+#: ``common`` imports ``nn``) is loaded unless the mode imports it: argv[1] is "plain"
+#: (no nn), "import" (import nn first) or "fit" (import nn and train once first).
+USER_SCRIPT = r"""
+import json, os, sys, time
+import numpy as np
+import numba
+from numba import njit, prange
 
-    @njit(parallel=True)
-    def scale_add(x, out):
-        for i in prange(x.size):
-            out[i] = 2.0 * x[i] + 1.0
-
+mode, tag = sys.argv[1], sys.argv[2]
+if mode in ("import", "fit"):
+    import nn
+if mode == "fit":
     rng = np.random.default_rng(0)
-    A = rng.standard_normal((256, 784)).astype(np.float32)
-    B = rng.standard_normal((784, 256)).astype(np.float32)
-    C = rng.standard_normal((1024, 1024)).astype(np.float32)
-    small, big = np.ones(100_000, np.float32), np.ones(4_000_000, np.float32)
-    out_s, out_b = np.empty_like(small), np.empty_like(big)
+    X, y = rng.standard_normal((512, 784)).astype(np.float32), rng.integers(0, 10, 512)
+    nn.mlp((784, 256, 256, 10), activation="relu", seed=0).fit(
+        X, y, loss=nn.SoftmaxCrossEntropy(), optimizer=nn.Adam(lr=1e-3), epochs=1,
+        batch_size=64, verbose=0)
 
-    def matmul_small():
-        for _ in range(200):
-            A @ B
 
-    def matmul_big():
-        for _ in range(5):
-            C @ C
+@njit(parallel=True)
+def scale_add(x, out):
+    for i in prange(x.size):
+        out[i] = 2.0 * x[i] + 1.0
 
-    def prange_small():
-        for _ in range(2000):
-            scale_add(small, out_s)
 
-    def prange_big():
-        for _ in range(20):
-            scale_add(big, out_b)
+rng = np.random.default_rng(0)
+A = rng.standard_normal((256, 784)).astype(np.float32)
+B = rng.standard_normal((784, 256)).astype(np.float32)
+C = rng.standard_normal((1024, 1024)).astype(np.float32)
+small, big = np.ones(100_000, np.float32), np.ones(4_000_000, np.float32)
+out_s, out_b = np.empty_like(small), np.empty_like(big)
 
-    def mixed():  # a prange loop then a matmul, as a user's own training loop would
-        for _ in range(200):
-            scale_add(small, out_s)
-            A @ B
 
-    cases = {"numpy (256x784)@(784x256) x200": matmul_small,
-             "numpy (1024x1024)@(1024x1024) x5": matmul_big,
-             "numba prange 100k elements x2000": prange_small,
-             "numba prange 4M elements x20": prange_big,
-             "prange 100k then matmul 256x784x256, x200": mixed}
-    for f in cases.values():
-        f()
-    env = {k: os.environ[k] for k in CONTROLLED if k in os.environ}
-    info = {"keys": list(cases), "numba_threads": numba.get_num_threads(), "env": env}
-    _serve({k: (lambda: None, f) for k, f in cases.items()}, info)
+def matmul_small():
+    for _ in range(200):
+        A @ B
+
+
+def matmul_big():
+    for _ in range(5):
+        C @ C
+
+
+def prange_small():
+    for _ in range(2000):
+        scale_add(small, out_s)
+
+
+def prange_big():
+    for _ in range(20):
+        scale_add(big, out_b)
+
+
+def mixed():  # a prange loop, then a matmul: a user's own training loop
+    for _ in range(200):
+        scale_add(small, out_s)
+        A @ B
+
+
+cases = {"numpy (256x784)@(784x256) x200": matmul_small,
+         "numpy (1024x1024)@(1024x1024) x5": matmul_big,
+         "numba prange 100k elements x2000": prange_small,
+         "numba prange 4M elements x20": prange_big,
+         "prange 100k then matmul 256x784x256, x200": mixed}
+for f in cases.values():
+    f()
+env = {k: os.environ[k] for k in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "MKL_THREADING_LAYER")
+       if k in os.environ}
+print(tag + json.dumps({"keys": list(cases), "env": env}), flush=True)
+for line in sys.stdin:
+    key = line.strip()
+    if key == "quit":
+        break
+    t0 = time.perf_counter()
+    cases[key]()
+    print(tag + repr(time.perf_counter() - t0), flush=True)
+"""
 
 
 USER_MODES = {"plain": "without nn", "import": "after import nn",
@@ -595,7 +617,8 @@ def run_user_code(repeats=7, combo="default", out=sys.stdout, log=sys.stderr):
     children = {}
     try:
         for mode in USER_MODES:
-            children[mode] = _Child(["--user-worker", mode], COMBOS[combo])
+            children[mode] = _Child([mode, _TAG], COMBOS[combo],
+                                    cmd=[sys.executable, "-c", USER_SCRIPT])
         times = _interleave(children, repeats, ("none",), log, "user code ")
     finally:
         for ch in children.values():
@@ -622,7 +645,6 @@ def main(argv=None):
     p.add_argument("--matrix", action="store_true")
     p.add_argument("--user-code", action="store_true")
     p.add_argument("--worker", help=argparse.SUPPRESS)
-    p.add_argument("--user-worker", help=argparse.SUPPRESS)
     p.add_argument("--rows", type=int, default=4096)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--threads", type=int, default=os.cpu_count(),
@@ -642,8 +664,6 @@ def main(argv=None):
     args = p.parse_args(argv)
     if args.worker:
         return _worker(json.loads(args.worker))
-    if args.user_worker:
-        return _user_code_worker(args.user_worker)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the children too
     t0 = time.perf_counter()
     if args.matrix:
