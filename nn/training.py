@@ -13,7 +13,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from ._progress import Progress, resolve_verbose
-from ._threads import use_chosen_threads
+from ._threads import training_threads
 from ._validation import (all_finite, check_bool, check_choice, check_lr, check_scalar,
                           check_weights)
 from .augment import Augment
@@ -21,7 +21,7 @@ from .augment import Augment
 # nn.training still find them.
 from .callbacks import Callback, EarlyStopping, ModelCheckpoint  # noqa: F401
 from .data import epoch_order
-from .layers import BatchNorm, Dense, gives_one_row_batch
+from .layers import LAYER_TYPES, BatchNorm, Dense, gives_one_row_batch
 from .optimizers import SGD, check_optimizer
 from . import _plan
 
@@ -49,14 +49,18 @@ class History(dict):
 
     ``final`` holds the metrics of the weights the model keeps (after EarlyStopping
     restored its best epoch), all in eval mode: ``{"epoch", "loss", "accuracy",
-    "dev_loss", "dev_accuracy"}`` as available; ``diagnose`` uses it.
+    "dev_loss", "dev_accuracy"}`` as available; ``diagnose`` uses it. They are
+    computed on first access, from a copy of the weights ``fit`` returned with (an
+    eval-mode pass over the training and dev data that a ``fit`` whose ``final`` is
+    never read does not pay: a third of an epoch's work); until then the History holds
+    that copy and the data.
     ``stopped_epoch`` and ``stop_reason`` say why training ended early.
     """
 
     def __init__(self):
         super().__init__()
         self.epochs = []
-        self.final = {}
+        self._final = {}
         self.stopped_epoch = None
         self.stop_reason = None
         #: ``{layer index: [norm per epoch]}``: the Frobenius norm of each Dense layer's
@@ -82,6 +86,18 @@ class History(dict):
     @property
     def history(self):
         return self
+
+    @property
+    def final(self):
+        pending = self.__dict__.pop("_pending_final", None)
+        if pending is not None:
+            self._final.update(pending())
+        return self._final
+
+    @final.setter
+    def final(self, value):
+        self.__dict__.pop("_pending_final", None)
+        self._final = dict(value)
 
     def last(self):
         """The last epoch's values as a dict."""
@@ -121,6 +137,7 @@ class History(dict):
     __hash__ = object.__hash__
 
     def __reduce__(self):
+        self.final  # noqa: B018  (measured now: the pending pass does not pickle)
         return (History._restore, (dict(self), self.__dict__))
 
     @staticmethod
@@ -221,11 +238,13 @@ def fit(model, X, y, *, loss=None, optimizer=None, epochs=10, batch_size=32, l2=
                            f"train a copy (model.copy()).")
     try:
         model._training_state = f"fit running in thread {threading.current_thread().name!r}"
-        return _fit(model, X, y, loss=loss, optimizer=optimizer, epochs=epochs,
-                    batch_size=batch_size, l2=l2, l1=l1, schedule=schedule,
-                    validation_data=validation_data, callbacks=callbacks, shuffle=shuffle,
-                    seed=seed, verbose=verbose, initial_epoch=initial_epoch,
-                    augment=augment, sample_weight=sample_weight, class_weight=class_weight)
+        with training_threads():
+            return _fit(model, X, y, loss=loss, optimizer=optimizer, epochs=epochs,
+                        batch_size=batch_size, l2=l2, l1=l1, schedule=schedule,
+                        validation_data=validation_data, callbacks=callbacks,
+                        shuffle=shuffle, seed=seed, verbose=verbose,
+                        initial_epoch=initial_epoch, augment=augment,
+                        sample_weight=sample_weight, class_weight=class_weight)
     finally:
         model._training_state = "not training"
         model._training_lock.release()
@@ -235,7 +254,6 @@ def _fit(model, X, y, *, loss, optimizer, epochs, batch_size, l2, l1, schedule,
          validation_data, callbacks, shuffle, seed, verbose, initial_epoch, augment,
          sample_weight, class_weight):
     where = "Sequential.fit"
-    use_chosen_threads()
     loss = model._loss_or_own(loss, where)
     if optimizer is None:
         optimizer = model.optimizer if model.optimizer is not None else SGD()
@@ -419,12 +437,28 @@ def _fit(model, X, y, *, loss, optimizer, epochs, batch_size, l2, l1, schedule,
     # The weights the model keeps, measured the same way on train and dev (eval mode:
     # no dropout, no augmentation), for the diagnosis.
     history.final.setdefault("epoch", history.epochs[-1])
-    history.final.update(model._evaluate(X, T, loss, where=where, prepared=True))
-    if dev is not None:
-        for k, v in model._evaluate(dev[0], dev[1], loss, where=where, prepared=True,
-                                    weights=dev[2]).items():
-            history.final["dev_" + k] = v
+    # Sequential.copy rebuilds only the library's layer classes.
+    copyable = all(LAYER_TYPES.get(type(layer).__name__) is type(layer)
+                   for layer in model.layers)
+    measure = _final_metrics(model.copy() if copyable else model, X, T, dev, loss, where)
+    if copyable:
+        history._pending_final = measure
+    else:
+        history.final.update(measure())
     return history
+
+
+def _final_metrics(kept, X, T, dev, loss, where):
+    """History.final's metrics of ``kept`` (the weights fit returned with, or a copy of
+    them), as a function that measures them when called."""
+    def measure():
+        final = kept._evaluate(X, T, loss, where=where, prepared=True)
+        if dev is not None:
+            for k, v in kept._evaluate(dev[0], dev[1], loss, where=where, prepared=True,
+                                       weights=dev[2]).items():
+                final["dev_" + k] = v
+        return final
+    return measure
 
 
 def _row_weights(loss, T, n, n_outputs, sample_weight, class_weight, where):

@@ -220,6 +220,28 @@ def test_history_records_every_metric_per_epoch(blobs):
     assert "History(epochs=4" in repr(history)
 
 
+def test_history_final_is_measured_on_first_access_from_the_weights_fit_returned(
+        blobs, monkeypatch):
+    X, y = blobs
+    Xtr, ytr, Xdev, ydev = X[:40], y[:40], X[40:], y[40:]
+    model = small_model()
+    calls = []
+    evaluate = nn.Sequential._evaluate
+    monkeypatch.setattr(nn.Sequential, "_evaluate",
+                        lambda self, *a, **k: calls.append(1) or evaluate(self, *a, **k))
+    history = model.fit(Xtr, ytr, loss=nn.SoftmaxCrossEntropy(), optimizer=nn.SGD(lr=0.1),
+                        epochs=2, batch_size=8, validation_data=(Xdev, ydev))
+    calls.clear()  # the per-epoch dev passes
+    expected_train, expected_dev = model.evaluate(Xtr, ytr), model.evaluate(Xdev, ydev)
+    calls.clear()
+    model.params[...] = 0.0  # training on after fit does not change what final says
+    final = history.final
+    assert len(calls) == 2   # train and dev, once
+    assert final == {"epoch": 2, **expected_train,
+                     **{"dev_" + k: v for k, v in expected_dev.items()}}
+    assert history.final is final and len(calls) == 2
+
+
 def test_history_for_regression_has_no_accuracy():
     X, T, loss, n_out = _problem("mse")
     history = small_model(n_out=n_out).fit(X, T, loss=loss, epochs=2,
