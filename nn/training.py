@@ -440,7 +440,7 @@ def _fit(model, X, y, *, loss, optimizer, epochs, batch_size, l2, l1, schedule,
     # Sequential.copy rebuilds only the library's layer classes.
     copyable = all(LAYER_TYPES.get(type(layer).__name__) is type(layer)
                    for layer in model.layers)
-    measure = _final_metrics(model.copy() if copyable else model, X, T, dev, loss, where)
+    measure = _final_metrics(model, copyable, X, T, dev, loss, where)
     if copyable:
         history._pending_final = measure
     else:
@@ -448,10 +448,22 @@ def _fit(model, X, y, *, loss, optimizer, epochs, batch_size, l2, l1, schedule,
     return history
 
 
-def _final_metrics(kept, X, T, dev, loss, where):
-    """History.final's metrics of ``kept`` (the weights fit returned with, or a copy of
-    them), as a function that measures them when called."""
+def _final_metrics(model, copyable, X, T, dev, loss, where):
+    """History.final's metrics of the model's weights now, as a function that measures
+    them when called: on a copy of the model made then, with the weights, statistics
+    and layer states of now (copied now: a few arrays, where a model copy would also
+    run the initializers)."""
+    if copyable:
+        params, buffers = model.params.copy(), model.buffers.copy()
+        states = model.layer_states()
+
     def measure():
+        kept = model
+        if copyable:
+            kept = model.copy()
+            kept.params[...] = params
+            kept.buffers[...] = buffers
+            kept.set_layer_states(states)
         final = kept._evaluate(X, T, loss, where=where, prepared=True)
         if dev is not None:
             for k, v in kept._evaluate(dev[0], dev[1], loss, where=where, prepared=True,
