@@ -6,6 +6,11 @@ Nothing here knows about ``nn``; the API tests add their own ``tests/nn/conftest
 # calls it through scipy.linalg.cython_blas, and threadpoolctl only limits what is loaded.
 import scipy.linalg.cython_blas  # noqa: F401  (imported for its side effect)
 
+import json
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import threadpoolctl
@@ -76,3 +81,20 @@ def _blas_threads_fixed():
     count (STYLE 2.7, item 4), and "same bits for 1 or 2 Numba threads" needs it held."""
     with threadpoolctl.threadpool_limits(1, user_api="blas"):
         yield
+
+
+@pytest.fixture
+def fresh_python():
+    """``run(code, cache_dir)``: runs ``code`` in a new Python process, at the project's
+    root, with ``cache_dir`` as its Numba cache (``NUMBA_NN_CACHE_DIR``); returns the
+    JSON its last output line prints."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+    def run(code, cache_dir):
+        env = dict(os.environ, NUMBA_NN_CACHE_DIR=str(cache_dir))
+        env.pop("NUMBA_CACHE_DIR", None)
+        out = subprocess.run([sys.executable, "-c", code], env=env, cwd=root,
+                             capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0, out.stderr[-3000:]
+        return json.loads(out.stdout.strip().splitlines()[-1])
+    return run

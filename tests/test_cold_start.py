@@ -6,7 +6,6 @@ whose arrays all stay below ``kernels.PARALLEL_MIN_SIZE`` compiles no parallel b
 threshold then compiles the parallel build it needs, with the same bits as the serial
 one; and a second process with the same cache compiles nothing at all (a warm start).
 """
-import json
 import os
 import subprocess
 import sys
@@ -65,18 +64,8 @@ print(json.dumps(dict(small=small, large=large, n_bits=len(bits),
 """
 
 
-def _run(cache_dir):
-    env = dict(os.environ, NUMBA_NN_CACHE_DIR=str(cache_dir))
-    env.pop("NUMBA_CACHE_DIR", None)
-    root = os.path.dirname(os.path.dirname(kernels.__file__))
-    out = subprocess.run([sys.executable, "-c", _RUN], env=env, cwd=root,
-                         capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr[-3000:]
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
-def test_cold_start_compiles_parallel_builds_only_past_the_threshold(tmp_path):
-    cold = _run(tmp_path)
+def test_cold_start_compiles_parallel_builds_only_past_the_threshold(tmp_path, fresh_python):
+    cold = fresh_python(_RUN, tmp_path)
     small, large = cold["small"], cold["large"]
     assert "dense_forward" in small  # (fit may run its steps as one compiled plan)
     assert [name for name in small if name.endswith("_parallel")] == []
@@ -84,7 +73,7 @@ def test_cold_start_compiles_parallel_builds_only_past_the_threshold(tmp_path):
     assert [name for name in large if name.endswith("_parallel")] == ["_bias_act_parallel"]
     assert cold["n_bits"] >= 2 and cold["same"] and not cold["nan"]
 
-    warm = _run(tmp_path)  # the same cache: everything loads, nothing compiles
+    warm = fresh_python(_RUN, tmp_path)  # the same cache: everything loads, nothing compiles
     assert warm["small"] == [] and warm["large"] == []
     assert warm["same"]
 

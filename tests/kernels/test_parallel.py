@@ -3,12 +3,9 @@ cache keeps the two builds apart (a fresh process loads each one's own machine c
 every public kernel with a parallel build takes ``parallel`` last (``parallel_arg``)."""
 import importlib
 import inspect
-import json
 import os
 import pkgutil
 import re
-import subprocess
-import sys
 
 import pytest
 from numba.core.caching import FunctionCache
@@ -73,24 +70,15 @@ print(json.dumps(dict(stats=stats, same=results[0] == results[1])))
 """
 
 
-def _probe(cache_dir):
-    env = dict(os.environ, NUMBA_NN_CACHE_DIR=str(cache_dir))
-    root = os.path.dirname(os.path.dirname(kernels.__file__))
-    out = subprocess.run([sys.executable, "-c", _PROBE], env=env, cwd=root,
-                         capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr[-2000:]
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
-def test_fresh_process_loads_each_build_from_the_cache(tmp_path):
-    first = _probe(tmp_path)
+def test_fresh_process_loads_each_build_from_the_cache(tmp_path, fresh_python):
+    first = fresh_python(_PROBE, tmp_path)
     assert first["same"]
     serial, parallel = first["stats"]["serial"], first["stats"]["parallel"]
     assert serial["misses"] == 1 and parallel["misses"] == 1
     assert serial["gufunc"] is False and parallel["gufunc"] is True
     assert not serial["threads"] and parallel["threads"]
 
-    second = _probe(tmp_path)
+    second = fresh_python(_PROBE, tmp_path)
     assert second["same"]
     for build in ("serial", "parallel"):
         stats = second["stats"][build]
