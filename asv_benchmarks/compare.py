@@ -2,7 +2,8 @@
 
     python -m asv_benchmarks.compare [--batches 32 64 256 1024] [--threads 1 2]
                                      [--rows 8192] [--rounds 3] [--epochs-per-process 3]
-                                     [--contenders ours torch torch-fused jax]
+                                     [--contenders ours torch torch-fused jax
+                                                   ours-bf16 torch-bf16 torch-fused-bf16]
                                      [--ours-blas default mkl openblas]
                                      [--sections training kernels threads compile]
                                      [--max-busy 0.25] [--retries 1] [--wait-quiet 10]
@@ -20,6 +21,19 @@ Training (``--sections training``): one epoch of ``--rows`` MNIST-shaped float32
 - "jax": JAX with ``optax.adam``, one ``jax.jit``-compiled step per batch (batch gather,
   forward, gradient and update), the parameters a pytree (``benchmarks.common.jax_mlp``
   / ``jax_train_step`` / ``jax_epoch``).
+
+bfloat16 mixed precision (opt-in: name them in ``--contenders``):
+
+- "ours-bf16" ("ours bf16"): ``Sequential(..., precision="bf16")``, the same fit, every
+  Dense GEMM in bf16 with float32 sums (``kernels.gemm_bf16``), the library's default
+  BLAS for the rest; skipped where ``kernels.BF16_BACKEND`` is "none";
+- "torch-bf16" and "torch-fused-bf16" ("torch autocast bf16", "torch fused autocast
+  bf16"): the PyTorch epoch with the forward and the loss under
+  ``torch.autocast("cpu", dtype=torch.bfloat16)`` (backward outside it, as PyTorch's
+  documentation has it), float32 parameters, default or fused Adam.
+
+Their table has two more columns: the best bf16 peer and "ours bf16 / best bf16 peer",
+and "ours bf16 / ours fp32" (over "ours (default)").
 
 Same model in all of them, same batch size, same thread count, Adam's defaults (lr 1e-3).
 Two models: the 784-256-256-10 ReLU MLP ("mlp"), and the same with
@@ -120,10 +134,17 @@ MODELS = ("mlp", "mlp+bn+dropout")
 KEEP_PROB = 0.8
 LR = 1e-3
 SECTIONS = ("training", "kernels", "threads", "compile")
-CONTENDERS = ("ours", "torch", "torch-fused", "jax")
+CONTENDERS = ("ours", "torch", "torch-fused", "jax", "ours-bf16", "torch-bf16",
+              "torch-fused-bf16")
+#: ``--contenders``' default: the float32 ones (bfloat16 is opt-in).
+DEFAULT_CONTENDERS = ("ours", "torch", "torch-fused", "jax")
 OUR_BLAS = ("default", "mkl", "openblas")
 PEERS = ("torch", "torch-fused", "jax")
-LABELS = {"torch": "torch", "torch-fused": "torch fused", "jax": "jax"}
+BF16_PEERS = ("torch-bf16", "torch-fused-bf16")
+LABELS = {"torch": "torch", "torch-fused": "torch fused", "jax": "jax",
+          "ours-bf16": "ours bf16", "torch-bf16": "torch autocast bf16",
+          "torch-fused-bf16": "torch fused autocast bf16"}
+TORCH = ("torch", "torch-fused", "torch-bf16", "torch-fused-bf16")
 RESULT_PREFIX = "COMPARE_RESULT "
 HIDE_ENV = "NUMBA_NN_COMPARE_HIDE"
 PEERS_ONLY_ENV = "NUMBA_NN_BENCH_PEERS_ONLY"   # benchmarks.common.PEERS_ONLY_ENV
@@ -141,21 +162,24 @@ def our_model(kind, seed=0):
     return build_mlp(seed=seed, batch_norm=True, keep_prob=KEEP_PROB)
 
 
-def our_epoch(kind, X, y, batch):
+def our_epoch(kind, X, y, batch, precision="fp32"):
     import nn
     model, opt, loss = our_model(kind), nn.Adam(lr=LR), nn.SoftmaxCrossEntropy()
+    if precision != "fp32":
+        model = nn.Sequential.from_config({**model.config(), "precision": precision})
     return lambda: model.fit(X, y, loss=loss, optimizer=opt, epochs=1, batch_size=batch,
                              verbose=0)
 
 
-def their_epoch(torch, kind, X, y, batch, fused):
-    """One epoch of the PyTorch twin of ``our_model(kind)`` with torch.optim.Adam."""
+def their_epoch(torch, kind, X, y, batch, fused, autocast=False):
+    """One epoch of the PyTorch twin of ``our_model(kind)`` with torch.optim.Adam;
+    with ``autocast``, forward and loss under ``torch.autocast("cpu", bfloat16)``."""
     from benchmarks.common import torch_epoch, torch_mlp
     bn_dropout = kind != "mlp"
     model = torch_mlp(torch, batch_norm=bn_dropout,
                       keep_prob=KEEP_PROB if bn_dropout else 1.0)
     opt = torch.optim.Adam(model.parameters(), lr=LR, fused=fused)
-    return torch_epoch(torch, model, opt, X, y, batch)
+    return torch_epoch(torch, model, opt, X, y, batch, autocast=autocast)
 
 
 def jax_epoch_fn(jax, optax, kind, X, y, batch):
@@ -203,11 +227,13 @@ def _hide_modules():
 def _import(contender):
     """The contender's modules, or _Skip with the reason."""
     try:
-        if contender == "ours":
+        if contender in ("ours", "ours-bf16"):
             import kernels
             import nn
+            if contender == "ours-bf16" and kernels.BF16_BACKEND == "none":
+                raise _Skip("no bf16 GEMM on this CPU (kernels.BF16_BACKEND is 'none')")
             return kernels, nn
-        if contender in ("torch", "torch-fused"):
+        if contender in TORCH:
             import torch
             return (torch,)
         import jax
@@ -230,13 +256,13 @@ def _versions(mods):
 
 
 def _set_threads(contender, mods, threads):
-    if contender == "ours":
+    if contender in ("ours", "ours-bf16"):
         import numba
         if threads > numba.config.NUMBA_NUM_THREADS:
             raise _Skip(f"{threads} threads > NUMBA_NUM_THREADS "
                         f"{numba.config.NUMBA_NUM_THREADS}")
         mods[1].set_num_threads(threads)
-    elif contender in ("torch", "torch-fused"):
+    elif contender in TORCH:
         mods[0].set_num_threads(threads)
     # JAX: from the environment the parent set before the import (worker_env)
 
@@ -283,9 +309,10 @@ class CpuMeter:
 def _probe(args):
     mods = _import(args.contender)
     out = {"versions": _versions(mods)}
-    if args.contender == "ours":
+    if args.contender in ("ours", "ours-bf16"):
         out["blas_backend"] = mods[0].BLAS_BACKEND
         out["blas_library"] = mods[0].blas.LIBRARY_PATH
+        out["bf16_backend"] = mods[0].BF16_BACKEND
     return out
 
 
@@ -295,10 +322,12 @@ def _train(args):
     _set_threads(args.contender, mods, args.threads[0])
     X, y = mnist_like(args.rows, seed=args.seed)
     batch, kind = args.batches[0], args.model
-    if args.contender == "ours":
-        epoch = our_epoch(kind, X, y, batch)
-    elif args.contender in ("torch", "torch-fused"):
-        epoch = their_epoch(mods[0], kind, X, y, batch, args.contender == "torch-fused")
+    if args.contender in ("ours", "ours-bf16"):
+        epoch = our_epoch(kind, X, y, batch,
+                          "bf16" if args.contender == "ours-bf16" else "fp32")
+    elif args.contender in TORCH:
+        epoch = their_epoch(mods[0], kind, X, y, batch, "fused" in args.contender,
+                            autocast=args.contender.endswith("-bf16"))
     else:
         epoch = jax_epoch_fn(mods[0], mods[1], kind, X, y, batch)
     for _ in range(args.warmup):
@@ -313,8 +342,9 @@ def _train(args):
     out = {"model": kind, "batch": batch, "threads": args.threads[0], "rows": args.rows,
            "epoch_seconds": times, "samples_per_s": args.rows / med}
     out.update(meter.stop(args.threads[0]))
-    if args.contender == "ours":
+    if args.contender in ("ours", "ours-bf16"):
         out["blas_backend"] = mods[0].BLAS_BACKEND
+        out["bf16_backend"] = mods[0].BF16_BACKEND
     return out
 
 
@@ -358,7 +388,7 @@ def worker_env(contender, blas="default", threads=None):
     env["PYTHONPATH"] = os.pathsep.join([ROOT] + [p for p in
                                                   env.get("PYTHONPATH", "").split(os.pathsep)
                                                   if p])
-    if contender == "ours":
+    if contender in ("ours", "ours-bf16"):
         env.pop(PEERS_ONLY_ENV, None)
         if blas != "default":
             env["NUMBA_NN_BLAS"] = blas
@@ -420,6 +450,10 @@ def config_label(contender, blas):
     return f"ours ({blas})" if contender == "ours" else LABELS[contender]
 
 
+def _is_ours(contender):
+    return contender in ("ours", "ours-bf16")
+
+
 def progress(msg):
     print(msg, file=sys.stderr, flush=True)
 
@@ -427,7 +461,7 @@ def progress(msg):
 def probe_all(contenders, our_blas, timeout):
     """Probe each configuration once in its own process: {label: probe result}."""
     configs = [("ours", b) for b in our_blas] if "ours" in contenders else []
-    configs += [(c, "default") for c in contenders if c != "ours"]
+    configs += [(c, "default") for c in contenders if c != "ours"]   # ours-bf16: default
     probes = {}
     for contender, blas in configs:
         res = run_worker("probe", contender, blas, timeout=timeout)
@@ -453,17 +487,19 @@ def header_lines(probes):
                                           if k in versions))
     blas = []
     for label, res in probes.items():
-        if res["contender"] != "ours":
+        if not _is_ours(res["contender"]):
             continue
         if res["status"] == "ok":
             blas.append(f"{label}: {res['blas_backend']} "
-                        f"({os.path.basename(res['blas_library'])})")
+                        f"({os.path.basename(res['blas_library'])})"
+                        + (f", bf16 GEMM {res['bf16_backend']}"
+                           if res["contender"] == "ours-bf16" else ""))
         else:
             blas.append(f"{label}: skipped ({res.get('reason')})")
     if blas:
         lines.append("BLAS: " + "; ".join(blas))
     for label, res in probes.items():
-        if res["contender"] != "ours" and res["status"] != "ok":
+        if not _is_ours(res["contender"]) and res["status"] != "ok":
             lines.append(f"Note: {label} skipped ({res['status']}: {res.get('reason')})")
     return lines
 
@@ -576,6 +612,11 @@ def training_tables(args, results, sgemm, threads_list):
     """The markdown tables (a list of lines) and the summary rows (dicts)."""
     labels = [lab for lab in (config_label("ours", b) for b in OUR_BLAS) if lab in results]
     peers = [LABELS[p] for p in PEERS if LABELS[p] in results]
+    ours16 = LABELS["ours-bf16"] if LABELS["ours-bf16"] in results else None
+    peers16 = [LABELS[p] for p in BF16_PEERS if LABELS[p] in results]
+    bf16_cols = ours16 is not None or bool(peers16)
+    labels += [ours16] if ours16 else []
+    peers += peers16
     lines, rows_out = [], []
     for kind in MODELS if args.models is None else args.models:
         for t in threads_list:
@@ -584,6 +625,9 @@ def training_tables(args, results, sgemm, threads_list):
                       f"(samples/s, median of {args.rounds} rounds)", ""]
             cols = ["batch"] + labels + peers + ["best fp32 peer", "ours / best peer",
                                                  "GEMM limit", "ours of limit"]
+            if bf16_cols:
+                cols += ["best bf16 peer", "ours bf16 / best bf16 peer",
+                         "ours bf16 / ours fp32"]
             lines.append("| " + " | ".join(cols) + " |")
             lines.append("| " + " | ".join("---:" for _ in cols) + " |")
             spread, loads, busy = (0.0, None), [], False
@@ -601,7 +645,8 @@ def training_tables(args, results, sgemm, threads_list):
                         s = max(vals) / min(vals) - 1
                         if s > spread[0]:
                             spread = (s, f"{lab}, batch {batch}")
-                have = {p: med[p] for p in peers if med[p] is not None}
+                have = {p: med[p] for p in peers if med[p] is not None
+                        and p not in peers16}
                 best = max(have, key=have.get) if have else None
                 ours = med.get("ours (default)")
                 ratio = ours / have[best] if ours and best else None
@@ -611,11 +656,23 @@ def training_tables(args, results, sgemm, threads_list):
                           f"{ratio:.2f}x" if ratio else "n/a",
                           fmt(limit) + ("*" if limit_busy else ""),
                           f"{frac:.0%}" if frac else "n/a"]
+                row = {"model": kind, "threads": t, "batch": batch,
+                       "samples_per_s": med, "best_peer": best,
+                       "ours_over_best_peer": ratio, "gemm_limit": limit,
+                       "ours_of_limit": frac}
+                if bf16_cols:
+                    have16 = {p: med[p] for p in peers16 if med[p] is not None}
+                    best16 = max(have16, key=have16.get) if have16 else None
+                    o16 = med.get(ours16) if ours16 else None
+                    r16 = o16 / have16[best16] if o16 and best16 else None
+                    over32 = o16 / ours if o16 and ours else None
+                    cells += [f"{fmt(have16[best16])} ({best16})" if best16 else "n/a",
+                              f"{r16:.2f}x" if r16 else "n/a",
+                              f"{over32:.2f}x" if over32 else "n/a"]
+                    row.update(best_bf16_peer=best16, ours_bf16_over_best_bf16_peer=r16,
+                               ours_bf16_over_ours_fp32=over32)
                 lines.append("| " + " | ".join(cells) + " |")
-                rows_out.append({"model": kind, "threads": t, "batch": batch,
-                                 "samples_per_s": med, "best_peer": best,
-                                 "ours_over_best_peer": ratio, "gemm_limit": limit,
-                                 "ours_of_limit": frac})
+                rows_out.append(row)
             notes = []
             if spread[1]:
                 notes.append(f"Largest spread over rounds (max/min - 1): {spread[0]:.0%} "
@@ -725,7 +782,10 @@ def parser():
     p.add_argument("--epochs-per-process", type=int, default=3)
     p.add_argument("--warmup", type=int, default=2, help="untimed epochs per process")
     p.add_argument("--models", nargs="+", choices=MODELS, default=None)
-    p.add_argument("--contenders", nargs="+", choices=CONTENDERS, default=list(CONTENDERS))
+    p.add_argument("--contenders", nargs="+", choices=CONTENDERS,
+                   default=list(DEFAULT_CONTENDERS),
+                   help="default: the float32 ones; add ours-bf16 torch-bf16 "
+                        "torch-fused-bf16 for bfloat16 mixed precision")
     p.add_argument("--ours-blas", nargs="+", choices=OUR_BLAS, default=list(OUR_BLAS))
     p.add_argument("--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS))
     p.add_argument("--markdown", metavar="PATH", help="also write the report there")

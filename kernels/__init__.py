@@ -27,6 +27,8 @@ Thread counts are left alone (``nn.set_num_threads`` sets them).
 
 GEMMs go through ``kernels.blas.gemm``: oneMKL when the ``mkl`` wheel is installed,
 SciPy's OpenBLAS otherwise (``BLAS_BACKEND`` says which; see ``kernels.blas``).
+Mixed precision GEMMs (bfloat16 products, float32 sums) go through
+``kernels.bf16.gemm_bf16`` (``BF16_BACKEND`` says how: see ``kernels.bf16``).
 
 Numba caches the compiled kernels in ``CACHE_DIR``, a per-user folder outside the
 package (``$NUMBA_NN_CACHE_DIR``, else ``~/.cache/numba-nn/py3.11-numba...``; see
@@ -77,6 +79,8 @@ CACHE_DIR = _cache.folder()
 with _cache.caching_in(CACHE_DIR):
     from . import blas
     from .blas import BACKEND as BLAS_BACKEND, gemm
+    from . import bf16
+    from .bf16 import BF16_BACKEND, gemm_bf16, round_to_bf16, to_bf16_bits
     from ._parallel import BLOCK_ROWS, PARALLEL_MIN_SIZE
     from ._reduce import column_sums, n_blocks, ordered_sum
     from .activations import (
@@ -93,6 +97,7 @@ with _cache.caching_in(CACHE_DIR):
     from .batchnorm import batchnorm_backward, batchnorm_forward_infer, batchnorm_forward_train
     from .dropout import dropout_backward, dropout_forward
     from .augment import add_gaussian_noise, image_draws, shift_flip_images
+    from .sparse import csr_dense_backward, csr_dense_forward, csr_take_rows, csr_transpose
     from . import plan  # noqa: F401  (fit's compiled step: cached in CACHE_DIR too)
     from ._parallel import parallel_arg
 
@@ -113,4 +118,6 @@ __all__ += [
 ]
 __all__ += ["add_gaussian_noise", "image_draws", "shift_flip_images", "weight_rows"]
 __all__ += ["CACHE_DIR"]
+__all__ += ["BF16_BACKEND", "gemm_bf16", "round_to_bf16", "to_bf16_bits"]
 __all__ += ["parallel_arg"]
+__all__ += ["csr_dense_backward", "csr_dense_forward", "csr_take_rows", "csr_transpose"]

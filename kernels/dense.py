@@ -11,6 +11,7 @@ from numba import njit, prange
 
 from ._parallel import BLOCK_ROWS, PARALLEL_MIN_SIZE, ROW_CHUNK, serial_and_parallel
 from ._reduce import fold_blocks
+from .bf16 import gemm_bf16
 from .blas import gemm
 from .activations import ACT_IDENTITY, activate, activate_grad
 
@@ -48,21 +49,27 @@ _bias_act_serial, _bias_act_parallel = serial_and_parallel(_bias_act)
 
 
 @njit(cache=True)
-def dense_forward(X, W, b, act_code, Z, A, parallel=True):
+def dense_forward(X, W, b, act_code, Z, A, parallel=True, bf16=None):
     """A = act(X @ W + b), keeping the pre-activation Z for backward.
 
     X (n, k) read; W (k, m) read; b (m,) read, or shape (0,) for no bias;
     act_code int (``kernels.ACT_*``); Z (n, m) written; A (n, m) written (may be Z
     when act_code is ``ACT_IDENTITY``). All float arrays share one dtype; Z C-contiguous.
     parallel: True (default) takes the parallel build from PARALLEL_MIN_SIZE elements
-    (of Z); None never does and leaves it uncompiled.
+    (of Z); None never does and leaves it uncompiled. bf16: None (default) for the
+    float32/float64 GEMM; True for ``kernels.bf16.gemm_bf16`` (float32 arrays only: X
+    and W rounded to bfloat16, products summed in float32). None leaves gemm_bf16
+    uncompiled.
 
     Notes: GEMM by BLAS (``kernels.blas.gemm``), then one pass parallel over rows for large
     outputs; elementwise only, so the same bits for any Numba thread count.
     """
     # np.bool_: a plain bool, not a literal, so that the three calls here share one
     # compiled gemm (a literal True or False compiles a signature of its own).
-    gemm(X, W, Z, np.bool_(False), np.bool_(False), 1.0, 0.0)
+    if bf16 is not None:   # pruned by Numba when bf16 is None
+        gemm_bf16(X, W, Z, np.bool_(False), np.bool_(False), 1.0, 0.0)
+    else:
+        gemm(X, W, Z, np.bool_(False), np.bool_(False), 1.0, 0.0)
     if parallel is not None:
         if parallel and Z.size >= PARALLEL_MIN_SIZE:
             _bias_act_parallel(Z, b, act_code, A)
@@ -134,26 +141,10 @@ def _penalty_sums(W):
     return sq, ab
 
 
-@njit(cache=True)
-def dense_backward(X, W, Z, A, dA, act_code, l2, l1, dZ, dW, db, dX, scratch,
-                   parallel=True):
-    """Gradients of a dense layer: dZ, db, dW (with the L2 and L1 terms) and dX.
-
-    X (n, k) read; W (k, m) read; Z, A (n, m) read (from ``dense_forward``); dA (n, m)
-    read; act_code int; l2, l1 float (lambda of each penalty, >= 0); dZ (n, m) written
-    (may be dA itself); dW (k, m) written; db (m,) written, or shape (0,) for no bias;
-    dX (n, k) written, or shape (0, 0) to skip it (first layer); scratch
-    (n_blocks(n), m) float64 written. parallel: True (default) takes the parallel build
-    from PARALLEL_MIN_SIZE elements (of Z); None never does and leaves it uncompiled.
-
-    Returns the penalty's cost term (``weight_penalty(W, l2, l1, m)``, read on the
-    way through W), 0.0 when l2 and l1 are 0.
-
-    Notes: the activation derivative and the bias sum are one pass over fixed row
-    blocks (parallel for large inputs, folded in order: the same bits for any thread
-    count); then the GEMMs by BLAS.
-    """
-    m = X.shape[0]
+@njit(cache=True, inline="always")
+def grad_and_bias(Z, A, dA, act_code, dZ, db, scratch, parallel):
+    """dZ = dA * act'(Z) and db = sum_rows dZ (db of shape (0,): no bias), one pass over
+    fixed row blocks folded in order; dense_backward's and the CSR layer's first step."""
     with_bias = db.shape[0] != 0
     # Identity without bias into dZ aliasing dA has nothing to do.
     if act_code != ACT_IDENTITY or with_bias or dZ.ctypes.data != dA.ctypes.data:
@@ -166,14 +157,46 @@ def dense_backward(X, W, Z, A, dA, act_code, l2, l1, dZ, dW, db, dX, scratch,
             _grad_serial(Z, A, dA, act_code, dZ, scratch, with_bias)
     if with_bias:
         fold_blocks(scratch, db)
-    gemm(X, dZ, dW, np.bool_(True), np.bool_(False), 1.0, 0.0)
+
+
+@njit(cache=True)
+def dense_backward(X, W, Z, A, dA, act_code, l2, l1, dZ, dW, db, dX, scratch,
+                   parallel=True, bf16=None):
+    """Gradients of a dense layer: dZ, db, dW (with the L2 and L1 terms) and dX.
+
+    X (n, k) read; W (k, m) read; Z, A (n, m) read (from ``dense_forward``); dA (n, m)
+    read; act_code int; l2, l1 float (lambda of each penalty, >= 0); dZ (n, m) written
+    (may be dA itself); dW (k, m) written; db (m,) written, or shape (0,) for no bias;
+    dX (n, k) written, or shape (0, 0) to skip it (first layer); scratch
+    (n_blocks(n), m) float64 written. parallel: True (default) takes the parallel build
+    from PARALLEL_MIN_SIZE elements (of Z); None never does and leaves it uncompiled.
+    bf16: None (default) or True, as in ``dense_forward``: True computes X.T @ dZ and
+    dZ @ W.T with ``gemm_bf16`` (operands rounded to bfloat16; dZ, dW, db and the
+    penalty stay in float32).
+
+    Returns the penalty's cost term (``weight_penalty(W, l2, l1, m)``, read on the
+    way through W), 0.0 when l2 and l1 are 0.
+
+    Notes: the activation derivative and the bias sum are one pass over fixed row
+    blocks (parallel for large inputs, folded in order: the same bits for any thread
+    count); then the GEMMs by BLAS.
+    """
+    m = X.shape[0]
+    grad_and_bias(Z, A, dA, act_code, dZ, db, scratch, parallel)
+    if bf16 is not None:
+        gemm_bf16(X, dZ, dW, np.bool_(True), np.bool_(False), 1.0, 0.0)
+    else:
+        gemm(X, dZ, dW, np.bool_(True), np.bool_(False), 1.0, 0.0)
     cost = 0.0
     if l2 != 0.0 or l1 != 0.0:
         _add_penalty_grad(W, l2 / m, l1 / m, dW)
         sq, ab = _penalty_sums(W)
         cost = _penalty_cost(sq, ab, l2, l1, m)
     if dX.size != 0:
-        gemm(dZ, W, dX, np.bool_(False), np.bool_(True), 1.0, 0.0)
+        if bf16 is not None:
+            gemm_bf16(dZ, W, dX, np.bool_(False), np.bool_(True), 1.0, 0.0)
+        else:
+            gemm(dZ, W, dX, np.bool_(False), np.bool_(True), 1.0, 0.0)
     return cost
 
 

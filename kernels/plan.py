@@ -24,7 +24,9 @@ come in arguments that are None when unused: Numba prunes a branch on ``x is not
 None`` for an argument typed None, so a plan compiles only the kernels its model uses.
 ``parallel`` (None or True) is passed to every kernel: None keeps their parallel
 builds out of the compilation when no array of the plan reaches
-``PARALLEL_MIN_SIZE``.
+``PARALLEL_MIN_SIZE``. ``bf16`` (None or True) is passed to every Dense kernel: True
+runs their GEMMs in bfloat16 (``kernels.bf16.gemm_bf16``), None in the plan's dtype
+and leaves the bf16 GEMM out of the compilation.
 """
 import numpy as np
 from numba import njit
@@ -73,7 +75,7 @@ def _gather(src, idx, dst):
 def train_step(ops, reals, steps, mats, vecs, stats, rows, masks, batch, dout, row_loss,
                X, idx, l2, l1, labels, targets, bce, weights, augment, with_activation,
                with_batchnorm, with_dropout, sgd, momentum, rmsprop, adam, params, grads,
-               parallel):
+               parallel, bf16=None):
     """One training step over the rows ``idx`` of X; returns (cost, hits).
 
     ops, reals, steps, mats, vecs, stats, rows, masks: the plan (module docstring).
@@ -87,7 +89,8 @@ def train_step(ops, reals, steps, mats, vecs, stats, rows, masks, batch, dout, r
     height, width, max_shift, flip, counter, images on). with_*: None when the model
     has no such layer. Exactly one of sgd (lr,), momentum (v, lr, beta), rmsprop
     (s, lr, beta, eps), adam (m, v, lr, beta1, beta2, eps, bc1, bc2_sqrt) is given.
-    params, grads: the model's flat buffers.
+    params, grads: the model's flat buffers. parallel, bf16: passed to the kernels
+    (module docstring).
 
     A cost that is not finite returns before the update (the caller reports the
     divergence; the parameters are those of before the step); hits is then 0.
@@ -111,7 +114,7 @@ def train_step(ops, reals, steps, mats, vecs, stats, rows, masks, batch, dout, r
         kind = op[F_KIND]
         if kind == OP_DENSE:
             dense_forward(mats[op[F_IN]], mats[op[F_W]], vecs[op[F_B]], op[F_ACT],
-                          mats[op[F_Z]], mats[op[F_OUT]], parallel)
+                          mats[op[F_Z]], mats[op[F_OUT]], parallel, bf16)
         elif kind == OP_ACTIVATION:
             if with_activation is not None:
                 activation_forward(mats[op[F_IN]], op[F_ACT], mats[op[F_OUT]], parallel)
@@ -160,7 +163,7 @@ def train_step(ops, reals, steps, mats, vecs, stats, rows, masks, batch, dout, r
             penalty += dense_backward(
                 mats[op[F_IN]], mats[op[F_W]], mats[op[F_Z]], mats[op[F_OUT]], mats[g],
                 op[F_ACT], l2, l1, mats[op[F_DZ]], mats[op[F_DW]], vecs[op[F_DB]],
-                mats[op[F_DX]], stats[op[F_SCRATCH]], parallel)
+                mats[op[F_DX]], stats[op[F_SCRATCH]], parallel, bf16)
             g = op[F_DX]
         elif kind == OP_ACTIVATION:
             if with_activation is not None:

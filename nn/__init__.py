@@ -36,6 +36,17 @@ __all__ += ["Diagnosis", "EarlyStopping", "ModelCheckpoint", "ModelFileError", "
             "load", "save"]
 __all__ += ["Augment"]
 __all__ += ["callbacks", "mlp"]
+__all__ += ["export_onnx"]
+
+
+def export_onnx(model, path):
+    """Write ``model`` to ``path`` as an ONNX inference graph that gives ``predict``'s
+    output (input ``"X"`` [N, n_features], output ``"Y"``; opset 17). Needs ``onnx``:
+    ``pip install "numba-nn[onnx]"``. Full documentation: ``nn.onnx_export.export_onnx``.
+    """
+    from .onnx_export import export_onnx as export   # imports onnx: on first use only
+    return export(model, path)
+
 
 _LAZY = ("sklearn", "tuning")
 

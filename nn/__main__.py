@@ -46,6 +46,10 @@ def build_parser():
     p.add_argument("--l2", type=float, default=0.0, help="L2 penalty lambda (default: 0)")
     p.add_argument("--dtype", default="float32", choices=["float32", "float64"],
                    help="model dtype (default: float32)")
+    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
+                   help="matrix products: fp32 (in the model's dtype) or bf16 (bfloat16 "
+                        "products summed in float32, about 2x faster GEMMs on CPUs with "
+                        "AVX512-BF16; needs --dtype float32) (default: fp32)")
     p.add_argument("--seed", type=int, default=0,
                    help="seed of the split, initialization and shuffling (default: 0)")
     p.add_argument("--threads", type=int, default=None,
@@ -312,6 +316,8 @@ def main(argv=None):
     check_range(parser, "--lr", args.lr, low=0, low_open=True)
     check_range(parser, "--l2", args.l2, low=0)
     check_range(parser, "--base-error", args.base_error, low=0, high=1)
+    if args.precision == "bf16" and args.dtype != "float32":
+        parser.error(f"--precision bf16 needs --dtype float32; got --dtype {args.dtype}")
     if args.threads is not None:
         check_threads(parser, "--threads", args.threads)
     plot = args.plot
@@ -333,12 +339,13 @@ def main(argv=None):
     n_classes = int(max(ytr.max(), ydev.max(), yte.max())) + 1
     widths = [Xtr.shape[1], *args.hidden]
     model = nn.mlp(widths + [n_classes], args.activation, dtype=np.dtype(args.dtype),
-                         seed=args.seed)
+                   seed=args.seed, precision=args.precision)
     model.standardizer = nn.data.Standardizer().fit(Xtr)  # training statistics only
     print(f"data: {name}: {len(ytr)} train, {len(ydev)} dev, {len(yte)} test rows, "
           f"{Xtr.shape[1]} features, {n_classes} classes", flush=True)
     print(f"model: {' -> '.join(map(str, widths + [n_classes]))} ({args.activation}), "
-          f"SGD lr={args.lr}, batch {args.batch_size}, {args.epochs} epochs, {args.dtype}",
+          f"SGD lr={args.lr}, batch {args.batch_size}, {args.epochs} epochs, {args.dtype}"
+          f"{', bf16 matrix products' if args.precision == 'bf16' else ''}",
           flush=True)
     # Always progress: a bar in a terminal, one line per epoch when captured.
     verbose = 0 if args.quiet else (1 if sys.stderr.isatty() else 2)

@@ -168,6 +168,7 @@ class TrainingPlan:
         self._arrays = (mats, vecs, stats, rows, masks)
         self.T, self.weights = targets, weights
         self.parallel = self._reaches_parallel(max_rows)
+        self.bf16 = model._gemm_bf16   # None, or True: the Dense GEMMs in bfloat16
         self._flags = tuple(True if k in kinds else None
                             for k in (Activation, BatchNorm, Dropout))
         self._by_rows = {}
@@ -225,5 +226,5 @@ class TrainingPlan:
             self.ops, self.reals, self.steps, mats, vecs, stats, rows, masks, self.batch,
             self.dout, self.row_loss, X, idx, self.l2, self.l1, labels, targets, bce,
             weights, augment, with_activation, with_batchnorm, with_dropout, sgd, momentum,
-            rmsprop, adam, model.params, model.grads, self.parallel)
+            rmsprop, adam, model.params, model.grads, self.parallel, self.bf16)
         return cost, hits, scored

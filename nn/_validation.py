@@ -62,6 +62,49 @@ def check_array(name, a, *, where, dtype, ndim=2, n_cols=None, n_rows=None, fini
     return out
 
 
+def check_csr(name, X, *, where, dtype, n_cols=None):
+    """Validate a ``scipy.sparse`` matrix or array as ``check_array`` does a dense one
+    and return it as CSR with sorted column indices and no duplicates (repeats summed).
+
+    Other formats (CSC, COO, ...) are converted to CSR once; the data are converted to
+    ``dtype`` once when they differ (``dtype=None``: kept). The caller's matrix is never
+    modified (a copy is made before any change). Rejects complex or non-numeric data
+    (TypeError), other than 2-D, empty, wrong column counts, NaN or infinity in the
+    stored values (ValueError).
+    """
+    kind = type(X).__name__
+    if X.ndim != 2:
+        raise ValueError(f"{where}: {name} must be 2-D; got a sparse {kind} of shape "
+                         f"{X.shape}.")
+    if X.dtype == object or not (np.issubdtype(X.dtype, np.number) or X.dtype == bool):
+        raise TypeError(f"{where}: {name} must be numeric; got a sparse {kind} of dtype "
+                        f"{X.dtype}.")
+    if np.issubdtype(X.dtype, np.complexfloating):
+        raise TypeError(f"{where}: {name} must be real; got a sparse {kind} of dtype "
+                        f"{X.dtype}.")
+    if X.shape[0] == 0 or X.shape[1] == 0:
+        raise ValueError(f"{where}: {name} is empty; got shape {X.shape}.")
+    if n_cols is not None and X.shape[1] != n_cols:
+        raise ValueError(f"{where}: {name} must have {n_cols} columns (features); "
+                         f"got shape {X.shape}.")
+    csr = X.tocsr()   # the same object when X is CSR already
+    if np.issubdtype(csr.dtype, np.floating) and not all_finite(csr.data):
+        raise ValueError(f"{where}: {name} contains NaN or infinite values.")
+    if dtype is not None and csr.dtype != dtype:
+        with np.errstate(over="ignore"):  # too-large values get the clear error below
+            csr = csr.astype(dtype)
+        if not all_finite(csr.data):
+            raise ValueError(f"{where}: {name} has values too large for {np.dtype(dtype)}.")
+    if not csr.has_canonical_format:
+        csr = csr.copy() if csr is X else csr
+        with np.errstate(over="ignore"):
+            csr.sum_duplicates()
+        if np.issubdtype(csr.dtype, np.floating) and not all_finite(csr.data):
+            raise ValueError(f"{where}: {name} has repeated entries whose sum is too large "
+                             f"for {csr.dtype}.")
+    return csr
+
+
 def all_finite(a):
     """True when every element of the float array ``a`` is finite, without a
     boolean temporary in the usual case."""

@@ -9,7 +9,8 @@ buffers: every weight, bias, gamma, beta and BatchNorm running statistic), the
 optimizer's state arrays (``optimizer.<name>``), and the standardizer's
 ``standardizer.mean`` and ``standardizer.scale`` if the model holds one. The header's
 ``__metadata__`` holds two strings: ``numba-nn``, our JSON header (format name and
-version, the architecture ``Sequential.config()``, the loss, the optimizer's type,
+version, the architecture ``Sequential.config()`` (layers, dtype, seed and precision;
+a file written before precision existed loads as "fp32"), the loss, the optimizer's type,
 hyperparameters, step count and array names, the layers' counters ``layer_states``
 (Dropout's seed and step), whether a standardizer is saved); and ``numba-nn.crc32``,
 the CRC-32 (8 hex digits) of that JSON's UTF-8 bytes followed by the tensors' bytes in
@@ -378,7 +379,7 @@ class _Plan:
         from .losses import LOSS_TYPES
         _check_header(header, version)
         self.header = header
-        self.layers, self.dtype, self.seed = _architecture(header["model"])
+        self.layers, self.dtype, self.seed, self.precision = _architecture(header["model"])
         n_params = sum(math.prod(shape) for layer in self.layers
                        for _, shape in layer.param_shapes())
         n_buffers = sum(math.prod(shape) for layer in self.layers
@@ -406,7 +407,8 @@ class _Plan:
     def allocate(self):
         """The model and the arrays to read into, name -> array: the first allocation."""
         from .model import Sequential
-        model = Sequential(self.layers, dtype=self.dtype, seed=self.seed)
+        model = Sequential(self.layers, dtype=self.dtype, seed=self.seed,
+                           precision=self.precision)
         targets = {"params": model.params, "buffers": model.buffers}
         if self.step is not None:
             state = self.optimizer.init(model.params)._replace(step=self.step)
@@ -467,11 +469,17 @@ def _check_header(header, version):
 
 
 def _architecture(config):
-    """The layers of ``config`` (built: they allocate nothing), its dtype and seed."""
+    """The layers of ``config`` (built: they allocate nothing), its dtype, seed and
+    precision ("fp32" when absent: files from before precision existed)."""
     from .layers import LAYER_TYPES, Dense
-    if not isinstance(config, dict) or set(config) != {"layers", "dtype", "seed"}:
-        raise ModelFileError("the architecture must have exactly 'layers', 'dtype', 'seed'")
+    from .model import PRECISIONS
+    if not isinstance(config, dict) or not (
+            {"layers", "dtype", "seed"} <= set(config) <= {"layers", "dtype", "seed",
+                                                           "precision"}):
+        raise ModelFileError("the architecture must have exactly 'layers', 'dtype', 'seed' "
+                             "(and optionally 'precision')")
     specs, dtype = config["layers"], config["dtype"]
+    precision = config.get("precision", "fp32")
     if not isinstance(specs, list) or not specs:
         raise ModelFileError(f"the architecture's layers must be a non-empty list; got "
                              f"{_short.repr(specs)}")
@@ -479,6 +487,12 @@ def _architecture(config):
         raise ModelFileError(f"the architecture's dtype must be 'float32' or 'float64'; got "
                              f"{_short.repr(dtype)}")
     _check_int("the model seed", config["seed"], 0, MAX_SEED)
+    if not (isinstance(precision, str) and precision in PRECISIONS):
+        raise ModelFileError(f"the architecture's precision must be 'fp32' or 'bf16'; got "
+                             f"{_short.repr(precision)}")
+    if precision == "bf16" and dtype != "float32":
+        raise ModelFileError(f"the architecture's precision 'bf16' needs dtype 'float32'; "
+                             f"got {_short.repr(dtype)}")
     layers = []
     for i, spec in enumerate(specs):
         if not isinstance(spec, dict):
@@ -504,7 +518,7 @@ def _architecture(config):
             width = layer.output_width(width)
     except ValueError as exc:
         raise ModelFileError(f"the architecture is invalid: {_clip(exc)}") from None
-    return layers, np.dtype(dtype), config["seed"]
+    return layers, np.dtype(dtype), config["seed"], precision
 
 
 def _optimizer(spec, dtype):

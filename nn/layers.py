@@ -9,6 +9,7 @@ import numpy as np
 
 import kernels
 
+from . import _sparse
 from ._layout import cached_work
 from ._validation import check_bool, check_choice, check_keep_prob, check_scalar
 from .initializers import INITIALIZERS, initialize
@@ -110,6 +111,10 @@ class Dense(Layer):
     b = _param_property("b")
     dW = _param_property("W", "_grads")
     db = _param_property("b", "_grads")
+    #: The ``bf16`` argument of the dense kernels: None (GEMMs in the model's dtype), or
+    #: True (bfloat16 products, float32 sums) when the model's precision is "bf16" and
+    #: the CPU runs it (``Sequential`` sets it; forward, backward and infer use it).
+    _gemm_bf16 = None
 
     def __init__(self, n_in, n_out, activation=None, init="he", use_bias=True):
         where = "Dense"
@@ -155,9 +160,11 @@ class Dense(Layer):
                 np.empty((kernels.n_blocks(n), self.n_out)))
 
     def forward(self, X, training):
+        if isinstance(X, _sparse.CSRRows):  # a sparse input's batch: the CSR kernels
+            return _sparse.dense_forward(self, X)
         Z, A, _, _, _ = work = self._work(X.shape[0], X.dtype, self._make_work)
         kernels.dense_forward(X, self._params["W"], self._params["b"], self.act_code, Z, A,
-                              kernels.parallel_arg(Z.size))
+                              kernels.parallel_arg(Z.size), self._gemm_bf16)
         self._X, self._cur = X, work
         return A
 
@@ -165,18 +172,23 @@ class Dense(Layer):
         return np.empty((n_rows, self.n_out), dtype)
 
     def infer(self, X, work):
+        if isinstance(X, _sparse.CSRRows):
+            return _sparse.dense_infer(self, X, work)
         A = work[:X.shape[0]]  # Z and A in one buffer: the bias-activation pass is elementwise
         kernels.dense_forward(X, self._params["W"], self._params["b"], self.act_code, A, A,
-                              kernels.parallel_arg(A.size))
+                              kernels.parallel_arg(A.size), self._gemm_bf16)
         return A
 
     def backward(self, dA, need_dX, l2, l1):
         """Fill dW and db; return dX (None when ``need_dX`` is False) and the penalty."""
+        if isinstance(self._X, _sparse.CSRRows):   # the first layer: no dX
+            return _sparse.dense_backward(self, dA, l2, l1)
         Z, A, dZ, dX, scratch = self._cur
         dX_out = dX if need_dX else _NO_DX[dA.dtype]
         penalty = kernels.dense_backward(
             self._X, self._params["W"], Z, A, dA, self.act_code, l2, l1, dZ,
-            self._grads["W"], self._grads["b"], dX_out, scratch, kernels.parallel_arg(Z.size))
+            self._grads["W"], self._grads["b"], dX_out, scratch, kernels.parallel_arg(Z.size),
+            self._gemm_bf16)
         return (dX if need_dX else None), penalty
 
 

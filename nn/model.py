@@ -5,6 +5,7 @@ import numpy as np
 
 import kernels
 
+from . import _sparse
 from ._layout import derived_seed, staggered_buffers
 from ._threads import use_chosen_threads
 from ._validation import (all_finite, check_array, check_bool, check_choice, check_dtype,
@@ -21,6 +22,29 @@ INFER_MIN_ROWS, INFER_MAX_ROWS = 256, 8192
 #: Largest model seed: 128 bits, the size NumPy recommends (``secrets.randbits(128)``);
 #: a model file holds it, and ``nn.load`` refuses larger ones.
 MAX_SEED = 2**128 - 1
+#: ``Sequential``'s precisions: "fp32" (GEMMs in the model's dtype) or "bf16"
+#: (bfloat16 products summed in float32; see the class docstring).
+PRECISIONS = ("fp32", "bf16")
+_bf16_warned = False
+
+
+def _gemm_bf16_flag(precision, where):
+    """The dense kernels' ``bf16`` argument for ``precision``: True where "bf16" and
+    the CPU runs it, else None (float32, with a warning the first time)."""
+    global _bf16_warned
+    if precision != "bf16":
+        return None
+    if kernels.BF16_BACKEND == "none":
+        if not _bf16_warned:
+            _bf16_warned = True
+            import warnings
+            warnings.warn(
+                f"{where}: precision='bf16', but this CPU has neither AVX512-BF16 nor "
+                f"oneMKL's bfloat16 GEMM on an Intel CPU (kernels.BF16_BACKEND is "
+                f"'none'); the model trains and predicts in float32.", RuntimeWarning,
+                stacklevel=3)
+        return None
+    return True
 
 
 class Sequential:
@@ -40,16 +64,26 @@ class Sequential:
         Of parameters, activations and gradients. Inputs are converted once per call.
     seed : int
         Seeds the initializers: the same seed gives the same bits.
+    precision : "fp32" (default) or "bf16"
+        "bf16" (needs dtype float32): every matrix product of the Dense layers,
+        forward (X @ W) and backward (X.T @ dZ, dZ @ W.T), in ``fit`` and in
+        ``predict``/``evaluate``, rounds its operands to bfloat16 (round to nearest
+        even) and sums the products in float32 (``kernels.gemm_bf16``); parameters,
+        gradients, optimizer state, the loss, softmax and BatchNorm statistics stay
+        float32. About 2x faster GEMMs on CPUs with AVX512-BF16 (AMD Zen 4 and later,
+        Intel Cooper Lake, Sapphire Rapids and later); where ``kernels.BF16_BACKEND``
+        is "none" the model warns once (RuntimeWarning) and computes in float32. A
+        sparse input's first layer keeps float32 products. Saved with the model.
 
     Attributes
     ----------
-    layers, dtype, seed, n_features, n_outputs, params, grads, buffers
+    layers, dtype, seed, precision, n_features, n_outputs, params, grads, buffers
     standardizer : an ``nn.data.Standardizer`` applied to every input, or None
     optimizer : the optimizer of the last ``fit`` (None before)
     loss : the loss of the last ``fit`` (None before); ``predict`` uses its output
     """
 
-    def __init__(self, layers, dtype=np.float32, seed=0):
+    def __init__(self, layers, dtype=np.float32, seed=0, precision="fp32"):
         where = "Sequential"
         if isinstance(layers, Layer) or not hasattr(layers, "__iter__"):
             raise TypeError(f"{where}: layers must be a list of layers; got {layers!r}.")
@@ -65,6 +99,11 @@ class Sequential:
         self.dtype = check_dtype(dtype, where)
         self.seed = check_scalar("seed", seed, where=where, low=0, high=MAX_SEED,
                                  integer=True)
+        self._precision = check_choice("precision", precision, PRECISIONS, where=where)
+        if self._precision == "bf16" and self.dtype != np.float32:
+            raise ValueError(f"{where}: precision='bf16' needs dtype float32 (bfloat16 "
+                             f"products summed in float32); got dtype {self.dtype.name}.")
+        self._gemm_bf16 = _gemm_bf16_flag(self._precision, where)
         self.optimizer = None
         self.loss = None
         self.n_features = None
@@ -95,13 +134,22 @@ class Sequential:
             layer.init_params(rng)
         self._fuse_and_seed()
 
+    @property
+    def precision(self):
+        """"fp32" or "bf16", fixed at construction (``copy``/``from_config`` with
+        another value make a model that computes differently)."""
+        return self._precision
+
     def _fuse_and_seed(self):
-        """Give each Dropout its seed, derived from (model seed, layer index), and fuse
-        an Activation that follows a BatchNorm into the BatchNorm's kernels."""
+        """Give each Dropout its seed, derived from (model seed, layer index), each
+        Dense the model's GEMM precision, and fuse an Activation that follows a
+        BatchNorm into the BatchNorm's kernels."""
         for i, layer in enumerate(self.layers):
             if isinstance(layer, Dropout):
                 layer.seed = derived_seed(self.seed, i)
                 layer.step = 0
+            if isinstance(layer, Dense):
+                layer._gemm_bf16 = self._gemm_bf16
             nxt = self.layers[i + 1] if i + 1 < len(self.layers) else None
             if isinstance(layer, BatchNorm) and isinstance(nxt, Activation):
                 layer.act_code = nxt.act_code
@@ -141,11 +189,17 @@ class Sequential:
     # -- passes -------------------------------------------------------------------
 
     def _check_input(self, X, where, name="X"):
-        """X checked (numeric, 2-D, finite, the model's width) but not converted."""
+        """X checked (numeric, 2-D, finite, the model's width) but not converted; a
+        scipy.sparse X comes back as CSR (nn._sparse)."""
+        if _sparse.is_sparse(X):
+            return _sparse.check(self, name, X, where, None)
         return check_array(name, X, where=where, dtype=None, n_cols=self.n_features)
 
     def _check_X(self, X, where, name="X"):
-        """X checked, standardized and converted to the model's dtype as one array."""
+        """X checked, standardized and converted to the model's dtype as one array (a
+        scipy.sparse X: as one CSR matrix)."""
+        if _sparse.is_sparse(X):
+            return _sparse.check(self, name, X, where, self.dtype)
         X = self._check_input(X, where, name)
         if self.standardizer is not None:
             # Raw inputs: the model scales them with its training-set statistics.
@@ -183,6 +237,9 @@ class Sequential:
         self._standardizer = value
 
     def _forward(self, X, training):
+        if _sparse.is_sparse(X):   # a checked CSR matrix (_check_X): its rows as one batch
+            X = _sparse.CSRRows.of(X)
+            _sparse.prepare(self.layers[0], X.nnz, self.dtype)
         for layer in self.layers:
             X = layer.forward(X, training)
         return X
@@ -257,6 +314,8 @@ class Sequential:
     def _input_chunk(self, X, lo, hi, where, prepared):
         """Rows lo:hi of the checked input, standardized and in the model's dtype
         (as they are when X is ``prepared`` by ``_check_X``)."""
+        if _sparse.is_sparse(X):
+            return _sparse.chunk(X, lo, hi, self.dtype, where)
         chunk = X[lo:hi]
         if prepared:
             return chunk
@@ -285,7 +344,9 @@ class Sequential:
             if not all_finite(out):
                 raise ValueError(
                     f"{where}: the network's output overflowed to infinity or NaN for "
-                    f"these inputs (largest |X| is {np.abs(xb).max():.3g}); scale the "
+                    f"these inputs (largest |X| is "
+                    f"{xb.largest_abs() if _sparse.is_csr_rows(xb) else np.abs(xb).max():.3g}"
+                    f"); scale the "
                     f"inputs (model.standardizer) or check the weights.")
             yield lo, hi, out
 
@@ -311,6 +372,7 @@ class Sequential:
         Runs in chunks of ``batch_size`` rows (default: up to 8192 rows, fewer for wide
         layers, so that the widest layer's chunk takes about 4 MiB); the memory used
         beyond the result is bounded by the chunk. Safe to call from many threads at once.
+        X may be a ``scipy.sparse`` matrix, as in ``fit`` (never densified).
         """
         where = "Sequential.predict"
         if self.loss is None:
@@ -387,19 +449,23 @@ class Sequential:
         """The architecture as JSON-serialisable data."""
         return {"layers": [{"type": type(layer).__name__, **layer.config()}
                            for layer in self.layers],
-                "dtype": self.dtype.name, "seed": self.seed}
+                "dtype": self.dtype.name, "seed": self.seed, "precision": self.precision}
 
     @classmethod
     def from_config(cls, config):
         layers = [LAYER_TYPES[spec["type"]](**{k: v for k, v in spec.items() if k != "type"})
                   for spec in config["layers"]]
-        return cls(layers, dtype=config["dtype"], seed=config["seed"])
+        return cls(layers, dtype=config["dtype"], seed=config["seed"],
+                   precision=config.get("precision", "fp32"))
 
     def copy(self, dtype=None):
-        """A new model with the same layers, parameters and state (cast to ``dtype``)."""
+        """A new model with the same layers, parameters and state (cast to ``dtype``).
+        A float64 copy of a "bf16" model has precision "fp32" (``gradient_check``'s)."""
         config = self.config()
         if dtype is not None:
             config["dtype"] = check_dtype(dtype, "Sequential.copy").name
+            if config["dtype"] != "float32":
+                config["precision"] = "fp32"
         clone = Sequential.from_config(config)
         clone.params[...] = self.params
         clone.buffers[...] = self.buffers
@@ -420,8 +486,11 @@ class Sequential:
             note = " (fused into the BatchNorm)" if getattr(layer, "fused", False) else ""
             rows.append((str(i), repr(layer) + note, f"(n, {width})", f"{count:,}"))
         widths = [max(len(r[k]) for r in rows) for k in range(4)]
+        precision = self.precision
+        if precision == "bf16" and self._gemm_bf16 is None:
+            precision += " (computing in float32: no bf16 GEMM on this CPU)"
         lines = [f"Sequential: input (n, {self.n_features}), {self.dtype.name}, "
-                 f"seed {self.seed}"]
+                 f"precision {precision}, seed {self.seed}"]
         for r in rows:
             lines.append(f"{r[0]:>{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:<{widths[2]}}  "
                          f"{r[3]:>{widths[3]}}")
@@ -442,7 +511,9 @@ class Sequential:
 
     def __repr__(self):
         inner = ",\n    ".join(map(repr, self.layers))
-        return f"Sequential([\n    {inner},\n], dtype={self.dtype.name}, seed={self.seed})"
+        precision = "" if self.precision == "fp32" else f", precision={self.precision!r}"
+        return (f"Sequential([\n    {inner},\n], dtype={self.dtype.name}, seed={self.seed}"
+                f"{precision})")
 
 
 def _rebuild(config, params, buffers, layer_states, loss, optimizer, standardizer):
@@ -455,14 +526,15 @@ def _rebuild(config, params, buffers, layer_states, loss, optimizer, standardize
 
 
 def mlp(widths, activation="relu", *, batch_norm=False, keep_prob=1.0, init=None,
-        output_init="he", dtype=np.float32, seed=0, where="nn.mlp"):
+        output_init="he", dtype=np.float32, seed=0, where="nn.mlp", precision="fp32"):
     """A fully connected network ``widths[0] -> ... -> widths[-1]`` with logits out.
 
     Each hidden layer is ``Dense(activation)``, or ``Dense(use_bias=False) ->
     BatchNorm -> Activation`` with ``batch_norm``, followed by ``Dropout(keep_prob)``
     when ``keep_prob < 1``. ``init=None`` picks He for (leaky) ReLU and Xavier for the
-    other activations; the output layer uses ``output_init``. The one builder behind
-    the CLI, the scikit-learn estimator, tuning's objective and the benchmarks.
+    other activations; the output layer uses ``output_init``. ``dtype``, ``seed`` and
+    ``precision`` go to ``Sequential``. The one builder behind the CLI, the
+    scikit-learn estimator, tuning's objective and the benchmarks.
 
     >>> import nn
     >>> nn.mlp([64, 32, 10], seed=0).n_outputs
@@ -491,4 +563,4 @@ def mlp(widths, activation="relu", *, batch_norm=False, keep_prob=1.0, init=None
         if keep_prob < 1.0:
             layers.append(Dropout(keep_prob))
     layers.append(Dense(widths[-2], widths[-1], init=output_init))
-    return Sequential(layers, dtype=dtype, seed=seed)
+    return Sequential(layers, dtype=dtype, seed=seed, precision=precision)

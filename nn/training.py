@@ -23,7 +23,7 @@ from .callbacks import Callback, EarlyStopping, ModelCheckpoint  # noqa: F401
 from .data import epoch_order
 from .layers import LAYER_TYPES, BatchNorm, Dense, gives_one_row_batch
 from .optimizers import SGD, check_optimizer
-from . import _plan
+from . import _plan, _sparse
 
 #: Whether ``fit`` runs each step as one compiled call (``nn._plan``) where it can. The
 #: per-layer path it replaces gives the same bytes; tests switch between the two.
@@ -164,7 +164,10 @@ def fit(model, X, y, *, loss=None, optimizer=None, epochs=10, batch_size=32, l2=
 
     Parameters
     ----------
-    X : array (n_samples, n_features)
+    X : array (n_samples, n_features), or a scipy.sparse matrix
+        A sparse X (CSR; CSC, COO and the other formats are converted to CSR once) is
+        never densified: the first layer, a Dense, runs CSR kernels over each batch's
+        rows (``nn._sparse``). It takes no standardizer and no ``augment``.
     y : targets for ``loss`` (class indices or one-hot for SoftmaxCrossEntropy)
     loss : SoftmaxCrossEntropy, BinaryCrossEntropy or MeanSquaredError
         Default: the model's loss from its last ``fit`` (or ``nn.load``).
@@ -238,7 +241,7 @@ def fit(model, X, y, *, loss=None, optimizer=None, epochs=10, batch_size=32, l2=
                            f"train a copy (model.copy()).")
     try:
         model._training_state = f"fit running in thread {threading.current_thread().name!r}"
-        with training_threads():
+        with training_threads(model._gemm_bf16 is not None):
             return _fit(model, X, y, loss=loss, optimizer=optimizer, epochs=epochs,
                         batch_size=batch_size, l2=l2, l1=l1, schedule=schedule,
                         validation_data=validation_data, callbacks=callbacks,
@@ -282,6 +285,9 @@ def _fit(model, X, y, *, loss, optimizer, epochs, batch_size, l2, l1, schedule,
         if not isinstance(cb, Callback):
             raise TypeError(f"{where}: callbacks must be nn.Callback objects; got {cb!r}.")
     X = model._check_X(X, where)
+    sparse = _sparse.is_sparse(X)   # a CSR matrix: nn._sparse
+    if sparse:
+        _sparse.check_training(X, augment, where)
     n = X.shape[0]
     if gives_one_row_batch(n, batch_size) and any(isinstance(layer, BatchNorm)
                                                   for layer in model.layers):
@@ -309,11 +315,15 @@ def _fit(model, X, y, *, loss, optimizer, epochs, batch_size, l2, l1, schedule,
     per_step = schedule is not None and getattr(schedule, "per_step", False) is True
     steps_per_epoch = -(-n // bs)
     plan = None
-    if USE_PLAN and _plan.supports(model, loss, optimizer, augment):
+    if USE_PLAN and not sparse and _plan.supports(model, loss, optimizer, augment):
         plan = _plan.TrainingPlan(model, loss, optimizer, bs, targets=T, weights=weights,
                                   augment=augment, l2=l2, l1=l1)
     else:   # the reference path's buffers
-        X_batch = np.empty((bs, X.shape[1]), model.dtype)
+        if sparse:
+            X_batch = _sparse.Batches(X, bs)
+            _sparse.prepare(model.layers[0], X_batch.capacity, model.dtype)
+        else:
+            X_batch = np.empty((bs, X.shape[1]), model.dtype)
         T_batch = loss.target_buffer(bs, model.n_outputs, model.dtype)
         dout_batch = np.empty((bs, model.n_outputs), model.dtype)
         row_loss = np.empty(bs)
@@ -369,8 +379,12 @@ def _fit(model, X, y, *, loss, optimizer, epochs, batch_size, l2, l1, schedule,
                 if plan is not None:
                     cost, plan_hits, plan_scored = plan.step(X, idx, seed, epoch, step)
                 else:
-                    xb, tb, dout = X_batch[:r], T_batch[:r], dout_batch[:r]
-                    np.take(X, idx, axis=0, out=xb, mode="clip")   # clip: no internal copy
+                    tb, dout = T_batch[:r], dout_batch[:r]
+                    if sparse:
+                        xb = X_batch.take(idx)
+                    else:
+                        xb = X_batch[:r]
+                        np.take(X, idx, axis=0, out=xb, mode="clip")   # clip: no copy
                     np.take(T, idx, axis=0, out=tb, mode="clip")
                     wb = None
                     if weights is not None:

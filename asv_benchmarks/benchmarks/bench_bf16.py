@@ -16,6 +16,16 @@ rounds of the two taken in turn (on a shared, noisy machine the ratio of interle
 medians is steadier than two separate timings). The bf16 backend is the one
 ``kernels.bf16.BF16_BACKEND`` chose ("none": emulation, slower than SGEMM).
 
+Training (``TrainBf16``): one epoch of 4096 MNIST-shaped rows through ``fit`` with
+Adam, for the 784-256-256-10 ReLU MLP ("mlp") and the same with BatchNorm and Dropout
+(keep 0.8, "mlp+bn+dropout"), with ``precision="bf16"`` (``time_epoch_bf16``) and the
+same model in float32 (``time_epoch_fp32``); ``track_speedup_vs_fp32`` is the ratio of
+their interleaved medians and ``track_speedup_vs_torch_autocast`` that against PyTorch's
+epoch under ``torch.autocast("cpu", dtype=torch.bfloat16)`` with fused Adam, measured in
+this process (PyTorch's OpenMP beside ours: ``python -m asv_benchmarks.compare
+--contenders ours ours-bf16 torch-bf16 torch-fused-bf16`` runs each in its own process,
+the figures to quote).
+
 With 2 threads, gemm_bf16 runs on Numba's threads (libgomp): under the
 ``OMP_WAIT_POLICY=PASSIVE`` that ``kernels`` sets beside OpenBLAS, each call first
 wakes the sleeping worker (15-50 us on the 2-core VM it was measured on), a cost
@@ -29,7 +39,8 @@ import numpy as np
 from kernels.bf16 import gemm_bf16
 from kernels.blas import gemm
 
-from .common import THREADS, Benchmark, random_array
+from .common import (BATCHES, THREADS, Benchmark, build_mlp, import_torch, mnist_like,
+                     random_array, torch_epoch, torch_mlp)
 
 #: name: (m, n, k, trans_a, trans_b)
 SHAPES = {
@@ -89,3 +100,54 @@ class GemmBf16(Benchmark):
         t_bf16, t_sgemm = self._both()
         return t_sgemm / t_bf16
     track_speedup_vs_sgemm.unit = "ratio"
+
+
+MODELS = {"mlp": {}, "mlp+bn+dropout": {"batch_norm": True, "keep_prob": 0.8}}
+EPOCH_ROWS = 4096
+
+
+class TrainBf16(Benchmark):
+    params = [BATCHES, list(MODELS), THREADS]
+    param_names = ["batch", "model", "threads"]
+    timeout = 600
+
+    def prepare(self, batch, model, threads):
+        import nn
+        self.X, self.y = mnist_like(EPOCH_ROWS)
+        self.batch = batch
+        self.models = {}
+        for precision in ("bf16", "fp32"):
+            m = build_mlp(**MODELS[model])
+            m = nn.Sequential.from_config({**m.config(), "precision": precision})
+            self.models[precision] = (m, nn.Adam(lr=1e-3))
+        self.loss = nn.SoftmaxCrossEntropy()
+
+    def _epoch(self, precision):
+        m, opt = self.models[precision]
+        m.fit(self.X, self.y, loss=self.loss, optimizer=opt, epochs=1,
+              batch_size=self.batch, verbose=0)
+
+    def time_epoch_bf16(self, batch, model, threads):
+        self._epoch("bf16")
+
+    def time_epoch_fp32(self, batch, model, threads):
+        self._epoch("fp32")
+
+    def track_speedup_vs_fp32(self, batch, model, threads):
+        t_bf16, t_fp32 = _medians([lambda: self._epoch("bf16"), lambda: self._epoch("fp32")],
+                                  rounds=5, number=1)
+        return t_fp32 / t_bf16
+    track_speedup_vs_fp32.unit = "ratio"
+
+    def track_speedup_vs_torch_autocast(self, batch, model, threads):
+        torch = import_torch()
+        torch.set_num_threads(threads)
+        opts = MODELS[model]
+        tm = torch_mlp(torch, batch_norm=bool(opts), keep_prob=opts.get("keep_prob", 1.0))
+        opt = torch.optim.Adam(tm.parameters(), lr=1e-3, fused=True)
+        theirs = torch_epoch(torch, tm, opt, self.X, self.y, self.batch, autocast=True)
+        theirs()
+        t_bf16, t_torch = _medians([lambda: self._epoch("bf16"), theirs], rounds=5,
+                                   number=1)
+        return t_torch / t_bf16
+    track_speedup_vs_torch_autocast.unit = "ratio"

@@ -182,22 +182,31 @@ def torch_mlp(torch, dtype="float32", seed=0, batch_norm=False, keep_prob=1.0):
     return torch.nn.Sequential(*mods).to(torch_dtype).train()
 
 
-def torch_epoch(torch, model, optimizer, X, y, batch_size, seed=0):
+def torch_epoch(torch, model, optimizer, X, y, batch_size, seed=0, autocast=False):
     """A function running one epoch of ``model`` in PyTorch (CPU), the same loop as
     ``fit``'s: rows in a new random order each epoch (a generator seeded with ``seed``),
     mini-batches of ``batch_size`` with the last partial one kept, cross-entropy on the
-    logits, one ``optimizer`` step per batch. The caller sets the thread count."""
+    logits, one ``optimizer`` step per batch. ``autocast``: the forward and the loss
+    under ``torch.autocast("cpu", dtype=torch.bfloat16)`` (PyTorch's mixed precision),
+    the backward and the step outside. The caller sets the thread count."""
+    import contextlib
     loss_fn = torch.nn.CrossEntropyLoss()
     Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
     n = X.shape[0]
     gen = torch.Generator().manual_seed(seed)
+
+    def precision():
+        return (torch.autocast("cpu", dtype=torch.bfloat16) if autocast
+                else contextlib.nullcontext())
 
     def epoch():
         order = torch.randperm(n, generator=gen)
         for lo in range(0, n, batch_size):
             idx = order[lo:lo + batch_size]
             optimizer.zero_grad(set_to_none=True)
-            loss_fn(model(Xt[idx]), yt[idx]).backward()
+            with precision():
+                loss = loss_fn(model(Xt[idx]), yt[idx])
+            loss.backward()
             optimizer.step()
 
     return epoch

@@ -387,3 +387,57 @@ def weight_rows(w, per_row, dZ, row_loss):
         return 0.0, np.zeros(dZ.shape)
     scale = w * w.shape[0] / total
     return float((w * row_loss).sum() / (total * per_row)), dZ.astype(np.float64) * scale[:, None]
+
+
+# -- bfloat16 (kernels.bf16) ------------------------------------------------------------
+
+def round_to_bf16(x):
+    """float32 -> nearest bf16 value (ties to even) as float32; NaN stays NaN."""
+    x = np.asarray(x, np.float32)
+    u = x.view(np.uint32).astype(np.uint64)
+    r = (((u + 0x7FFF + ((u >> 16) & 1)) >> 16) << 16).astype(np.uint32)
+    out = r.view(np.float32).copy()
+    out[np.isnan(x)] = np.nan
+    return out
+
+
+def to_bf16_bits(x):
+    """The bf16 bit patterns (uint16) of ``round_to_bf16(x)``."""
+    return (round_to_bf16(x).view(np.uint32) >> 16).astype(np.uint16)
+
+
+def gemm_bf16(A, B, C, trans_a=False, trans_b=False, alpha=1.0, beta=0.0):
+    """alpha * op(A) @ op(B) + beta * C in float64, A and B first rounded to bf16."""
+    a = round_to_bf16(A).astype(np.float64)
+    b = round_to_bf16(B).astype(np.float64)
+    return gemm(a, b, C, trans_a, trans_b, alpha, beta)
+
+
+# -- CSR first layer (kernels.sparse): the dense references of the densified batch ------
+
+def csr_dense_forward(X, W, b, act_code):
+    """(Z, A) of a scipy.sparse batch X: ``dense_forward`` of ``X.toarray()``."""
+    return dense_forward(X.toarray(), W, b, act_code)
+
+
+def csr_dense_backward(X, W, Z, dA, act_code, l2, l1):
+    """(dZ, db, dW) of a scipy.sparse batch X: ``dense_backward`` of the dense batch,
+    but for the dX a first layer does not need."""
+    return dense_backward(X.toarray(), W, Z, dA, act_code, l2, l1)[:3]
+
+
+def csr_take_rows(X, rows):
+    """The rows ``rows`` of a scipy.sparse CSR matrix, in that order (SciPy's slicing)."""
+    return X[rows]
+
+
+def csr_transpose(X):
+    """The batch by columns, float64: {feature: (rows in order, values)} for every
+    feature present (repeated entries of a row kept apart, as the kernel keeps them)."""
+    out = {}
+    for i in range(X.shape[0]):
+        for k in range(X.indptr[i], X.indptr[i + 1]):
+            rows, vals = out.setdefault(int(X.indices[k]), ([], []))
+            rows.append(i)
+            vals.append(float(X.data[k]))
+    return out

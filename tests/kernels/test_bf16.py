@@ -1,7 +1,7 @@
 """kernels.bf16: bfloat16 rounding and the bf16 GEMM on every backend this machine has.
 
 The GEMM's reference is float64 ``alpha * op(Ar) @ op(Br) + beta * C`` of the operands
-rounded to bf16 (``_round_reference``, NumPy, independent of the kernels). The products of
+rounded to bf16 (``reference.gemm_bf16``, NumPy, independent of the kernels). The products of
 bf16 values are exact in float32, so the only error is the float32 accumulation of k
 terms and the alpha/beta step: |C - ref| <= (k + 2) * 2**-24 * (|alpha| |Ar| @ |Br| +
 |beta| |C0|) elementwise (Higham's gamma_{k+2} with u = 2**-24), checked with a
@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_array_equal
 
+import reference as ref
 from kernels import bf16
 
 U32 = 2.0 ** -24
@@ -43,16 +44,6 @@ def avx512():
     bf16._set_backend(previous)
 
 
-def _round_reference(x):
-    """float32 -> nearest bf16 value (ties to even) as float32; NaN stays NaN."""
-    x = np.asarray(x, np.float32)
-    u = x.view(np.uint32).astype(np.uint64)
-    r = (((u + 0x7FFF + ((u >> 16) & 1)) >> 16) << 16).astype(np.uint32)
-    out = r.view(np.float32).copy()
-    out[np.isnan(x)] = np.nan
-    return out
-
-
 def _operand(rng, rows, cols, trans):
     """A float32 matrix whose op() is (rows, cols): stored transposed when ``trans``."""
     shape = (cols, rows) if trans else (rows, cols)
@@ -64,10 +55,10 @@ def _op(M, trans):
 
 
 def _check(C, A, B, C0, trans_a, trans_b, alpha, beta):
-    a = _op(_round_reference(A).astype(np.float64), trans_a)
-    b = _op(_round_reference(B).astype(np.float64), trans_b)
+    a = _op(ref.round_to_bf16(A).astype(np.float64), trans_a)
+    b = _op(ref.round_to_bf16(B).astype(np.float64), trans_b)
     c0 = C0.astype(np.float64)
-    expected = alpha * (a @ b) + beta * c0
+    expected = ref.gemm_bf16(A, B, c0, trans_a, trans_b, alpha, beta)
     k = a.shape[1]
     bound = (k + 2) * U32 * (abs(alpha) * (np.abs(a) @ np.abs(b)) + abs(beta) * np.abs(c0))
     err = np.abs(C.astype(np.float64) - expected)
@@ -197,7 +188,7 @@ def _simulate_vdpbf16ps(A, B):
     """NumPy model of the avx512bf16 kernel (alpha 1, beta 0): per element of C, the
     pairs (2p, 2p + 1) of k in order, the odd one's product added first, each sum
     rounded to float32 (products of bf16 values are exact in float32)."""
-    a, b = _round_reference(A), _round_reference(B)
+    a, b = ref.round_to_bf16(A), ref.round_to_bf16(B)
     m, k = a.shape
     if k % 2:
         a = np.hstack([a, np.zeros((m, 1), np.float32)])
@@ -265,13 +256,13 @@ def test_round_to_bf16_ties_to_even_inf_nan():
     assert (np.signbit(out[1:]) == np.signbit(specials[1:])).all()
 
 
-def test_round_to_bf16_matches_reference_1d_2d_and_views():
+def test_round_to_bf16_matches_reference():
     rng = np.random.default_rng(6)
     X = (rng.standard_normal((50, 37)) * 10.0 ** rng.integers(-30, 30, (50, 37))
          ).astype(np.float32)
     out = np.empty_like(X)
     bf16.round_to_bf16(X, out)
-    assert_array_equal(out.view(np.uint32), _round_reference(X).view(np.uint32))
+    assert_array_equal(out.view(np.uint32), ref.round_to_bf16(X).view(np.uint32))
     v = np.empty(37, np.float32)
     bf16.round_to_bf16(X[3], v)
     assert_array_equal(v, out[3])
@@ -283,14 +274,14 @@ def test_round_to_bf16_matches_reference_1d_2d_and_views():
     assert_array_equal(Y, out)
 
 
-def test_to_bf16_bits():
+def test_to_bf16_bits_matches_reference():
     rng = np.random.default_rng(7)
     X = rng.standard_normal((9, 11)).astype(np.float32)
     X[0, :6] = _TIES[:6, 0]
     X[1, 0], X[1, 1] = np.nan, -np.inf
     bits = np.empty(X.shape, np.uint16)
     bf16.to_bf16_bits(X, bits)
-    expected = (_round_reference(X).view(np.uint32) >> 16).astype(np.uint16)
+    expected = ref.to_bf16_bits(X)
     expected[1, 0] = bits[1, 0]
     assert_array_equal(bits, expected)
     assert (bits[1, 0] & 0x7F80) == 0x7F80 and (bits[1, 0] & 0x7F) != 0   # NaN
@@ -367,3 +358,36 @@ def test_mkl_backend_in_a_process_on_onemkl(tmp_path):
     A = rng.standard_normal((33, 70)).astype(np.float32)
     B = rng.standard_normal((70, 21)).astype(np.float32)
     _check(np.load(path), A, B, np.zeros((33, 21), np.float32), False, False, 1.0, 0.0)
+
+
+# --- the dense kernels' bf16 argument --------------------------------------------------
+
+def test_dense_kernels_with_bf16_round_every_gemm_operand(backend):
+    """dense_forward / dense_backward(bf16=True): X @ W, X.T @ dZ and dZ @ W.T from
+    bf16-rounded operands; bias, activation, dZ, db and the L2 term in float32."""
+    from kernels import ACT_RELU, dense_backward, dense_forward, n_blocks
+    rng = np.random.default_rng(8)
+    n, k, m, l2 = 45, 37, 29, 0.2
+    X = rng.standard_normal((n, k)).astype(np.float32)
+    W = (rng.standard_normal((k, m)) / np.sqrt(k)).astype(np.float32)
+    b = rng.standard_normal(m).astype(np.float32)
+    dA = rng.standard_normal((n, m)).astype(np.float32)
+    Z, A = np.empty((n, m), np.float32), np.empty((n, m), np.float32)
+    dense_forward(X, W, b, ACT_RELU, Z, A, None, True)
+    x, w = ref.round_to_bf16(X).astype(np.float64), ref.round_to_bf16(W).astype(np.float64)
+    z = x @ w + b
+    _check(Z - b, X, W, np.zeros_like(Z), False, False, 1.0, 0.0)   # the product itself
+    np.testing.assert_array_equal(A, np.maximum(Z, 0))
+    dZ, dW = np.empty_like(Z), np.empty_like(W)
+    db, dX = np.empty(m, np.float32), np.empty_like(X)
+    dense_backward(X, W, Z, A, dA, ACT_RELU, l2, 0.0, dZ, dW, db, dX,
+                   np.empty((n_blocks(n), m)), None, True)
+    dz = dA.astype(np.float64) * (Z > 0)
+    np.testing.assert_array_equal(dZ, dz.astype(np.float32))
+    np.testing.assert_allclose(db, dz.sum(0), rtol=1e-6, atol=1e-6)
+    _check(dW - (l2 / n) * W, X, dZ, np.zeros_like(W), True, False, 1.0, 0.0)
+    _check(dX, dZ, W, np.zeros_like(X), False, True, 1.0, 0.0)
+    np.testing.assert_allclose(Z, z, rtol=1e-5, atol=1e-5 * np.abs(z).max())
+    # the unrounded product is far outside these bounds: the rounding happened
+    plain = X.astype(np.float64).T @ dz
+    assert np.abs(plain - (dW - (l2 / n) * W)).max() > 1e-3

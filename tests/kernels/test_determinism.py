@@ -43,7 +43,10 @@ PARALLEL_VARIANTS = {
 }
 
 #: Parallel variants whose thread-count test lives in another file (named here).
-COVERED_ELSEWHERE = {"_gemm_avx512_parallel": "test_bf16.py"}
+COVERED_ELSEWHERE = {"_gemm_avx512_parallel": "test_bf16.py",
+                     "_csr_forward_parallel": "test_sparse.py",
+                     "_weight_grad_parallel": "test_sparse.py",
+                     "_zero_rows_parallel": "test_sparse.py"}
 
 
 def test_every_parallel_variant_is_covered():

@@ -91,19 +91,22 @@ def test_fresh_process_loads_each_build_from_the_cache(tmp_path, fresh_python):
 
 
 #: The public kernels with a parallel build (the issue's list).
+# (dense_backward reaches its parallel build through dense.grad_and_bias, inlined)
 WITH_PARALLEL_BUILD = {
-    "dense_forward", "dense_backward", "activation_forward", "activation_backward",
+    "dense_forward", "activation_forward", "activation_backward",
     "softmax_cross_entropy", "sigmoid_binary_cross_entropy", "mean_squared_error", "softmax",
     "sgd_step", "momentum_step", "rmsprop_step", "adam_step", "batchnorm_forward_train",
     "batchnorm_forward_infer", "batchnorm_backward", "dropout_forward", "dropout_backward",
-    "add_gaussian_noise", "shift_flip_images", "column_sums",
+    "add_gaussian_noise", "shift_flip_images", "column_sums", "csr_dense_forward",
+    "csr_dense_backward",
 }
 
 
 def test_kernels_with_a_parallel_build_take_parallel_last():
     """Each calls a parallel build only under ``if parallel is not None:`` (the form
     Numba's branch pruning reads: an argument typed None drops the call), and the
-    parameter is the last, defaulting to True."""
+    parameter, defaulting to True, is the last but for options defaulting to None
+    (``bf16``), so positional callers keep their order."""
     found = set()
     for name in kernels.__all__:
         obj = getattr(kernels, name)
@@ -115,7 +118,10 @@ def test_kernels_with_a_parallel_build_take_parallel_last():
             continue
         found.add(name)
         params = list(inspect.signature(obj.py_func).parameters.values())
-        assert params[-1].name == "parallel" and params[-1].default is True, name
+        names = [p.name for p in params]
+        last = names.index("parallel")  # then only options that default to None (bf16)
+        assert params[last].default is True, name
+        assert all(p.default is None for p in params[last + 1:]), name
         body = source.split('"""')[-1]
         lines = body.splitlines()
         for i, line in enumerate(lines):
