@@ -27,17 +27,16 @@ _blas_limiter = None
 _chosen = None
 
 
-def numba_threads(n, gemms_on_numba=False):
+def numba_threads(n):
     """Numba's share when a step has ``n`` threads: all n with oneMKL (its OpenMP pool
     is Numba's too); n // 2, at least 1, with OpenBLAS, whose own pthreads pool takes
     turns with Numba's sleeping OpenMP workers: waking them for each elementwise kernel
     cost more than the kernel's second thread gave (2-core AMD EPYC, OpenBLAS: 1 Numba
     and 2 BLAS threads ran the BatchNorm+Dropout model 1.34x faster than 2 and 2 at
-    batch 256 and 1024, the MLP 1.0-1.05x; README, "Threads and BLAS"). All n when
-    ``gemms_on_numba`` (a precision="bf16" model: its GEMMs run on Numba's threads)."""
-    if gemms_on_numba or kernels.blas.BACKEND == "mkl":
-        return n
-    return max(1, n // 2)
+    batch 256 and 1024, the MLP 1.0-1.05x; README, "Threads and BLAS"). That holds for
+    a precision="bf16" model too, whose GEMMs run on Numba's threads: 2 Numba threads
+    ran its epoch 0.95x as fast as 1 (BatchNorm model, batch 256, OpenBLAS)."""
+    return n if kernels.blas.BACKEND == "mkl" else max(1, n // 2)
 
 
 def set_num_threads(n):
@@ -72,15 +71,13 @@ def use_chosen_threads():
 
 
 @contextlib.contextmanager
-def training_threads(gemms_on_numba=False):
+def training_threads():
     """``fit``'s counts, for the duration of the call: ``set_num_threads``'s choice, or
-    without one the process's counts, with Numba's share ``numba_threads(n,
-    gemms_on_numba)`` (Numba's count is per OS thread, so the caller's own parallel code
-    keeps its count). ``gemms_on_numba``: a bf16 model, whose GEMMs are Numba's."""
+    without one the process's counts, with Numba's share ``numba_threads(n)`` (Numba's
+    count is per OS thread, so the caller's own parallel code keeps its count)."""
     use_chosen_threads()
     before = numba.get_num_threads()
-    numba.set_num_threads(numba_threads(before if _chosen is None else _chosen,
-                                        gemms_on_numba))
+    numba.set_num_threads(numba_threads(before if _chosen is None else _chosen))
     try:
         yield
     finally:

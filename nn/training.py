@@ -241,7 +241,7 @@ def fit(model, X, y, *, loss=None, optimizer=None, epochs=10, batch_size=32, l2=
                            f"train a copy (model.copy()).")
     try:
         model._training_state = f"fit running in thread {threading.current_thread().name!r}"
-        with training_threads(model._gemm_bf16 is not None):
+        with training_threads():
             return _fit(model, X, y, loss=loss, optimizer=optimizer, epochs=epochs,
                         batch_size=batch_size, l2=l2, l1=l1, schedule=schedule,
                         validation_data=validation_data, callbacks=callbacks,
