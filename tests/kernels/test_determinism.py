@@ -15,6 +15,8 @@ import pytest
 
 import kernels
 from kernels import _reduce, augment, batchnorm, dense, dropout, losses
+from thread_counts import assert_same_bits_1_and_2_threads
+from thread_counts import bits
 
 N, K, M = 1100, 48, 64  # (N, M) outputs: 70400 >= PARALLEL_MIN_SIZE; N % BLOCK_ROWS = 12
 
@@ -70,40 +72,6 @@ def test_shape_is_parallel():
     assert N * M >= kernels.PARALLEL_MIN_SIZE and N % kernels.BLOCK_ROWS != 0
 
 
-@pytest.fixture
-def at_threads():
-    """at_threads(n, fn): fn() with n Numba threads; the count is restored after."""
-    before = numba.get_num_threads()
-
-    def run(n, fn):
-        numba.set_num_threads(n)
-        try:
-            return fn()
-        finally:
-            numba.set_num_threads(before)
-
-    yield run
-    numba.set_num_threads(before)
-
-
-def _bits(results):
-    return [np.asarray(r).tobytes() for r in results]
-
-
-def _assert_same_bits_1_and_2_threads(at_threads, call):
-    """call(parallel) makes fresh outputs, runs a kernel with that ``parallel`` argument
-    and returns every output and the returned value; the bytes must not depend on the
-    thread count, nor on parallel=None (the public kernel's serial build, inlined)."""
-    one = at_threads(1, call)
-    for r in one:
-        assert not np.isnan(np.asarray(r, dtype=np.float64)).any()  # all written
-    assert _bits(call(None)) == _bits(one)
-    if numba.config.NUMBA_NUM_THREADS < 2:
-        pytest.skip("one Numba thread available (NUMBA_NUM_THREADS < 2)")
-    two = at_threads(2, call)
-    assert _bits(one) == _bits(two)
-
-
 def _nan(shape, dtype=np.float64):
     return np.full(shape, np.nan, dtype)
 
@@ -133,7 +101,7 @@ def test_column_sums_same_bits_any_thread_count(at_threads, data, dtype):
         scratch, out = _nan((kernels.n_blocks(N), M)), _nan(M, dtype)
         kernels.column_sums(data["Z"], scratch, out, parallel)
         return scratch, out
-    _assert_same_bits_1_and_2_threads(at_threads, call)
+    assert_same_bits_1_and_2_threads(at_threads, call)
 
 
 def test_activation_forward_same_bits_any_thread_count(at_threads, data, dtype):
@@ -141,7 +109,7 @@ def test_activation_forward_same_bits_any_thread_count(at_threads, data, dtype):
         A = _nan((N, M), dtype)
         kernels.activation_forward(data["Z"], kernels.ACT_SIGMOID, A, parallel)
         return (A,)
-    _assert_same_bits_1_and_2_threads(at_threads, call)
+    assert_same_bits_1_and_2_threads(at_threads, call)
 
 
 def test_activation_backward_same_bits_any_thread_count(at_threads, data, dtype):
@@ -150,7 +118,7 @@ def test_activation_backward_same_bits_any_thread_count(at_threads, data, dtype)
         kernels.activation_backward(data["Z"], data["A"], data["dA"], kernels.ACT_TANH, dZ,
                                     parallel)
         return (dZ,)
-    _assert_same_bits_1_and_2_threads(at_threads, call)
+    assert_same_bits_1_and_2_threads(at_threads, call)
 
 
 def test_dense_forward_same_bits_any_thread_count(at_threads, data, dtype):
@@ -158,7 +126,7 @@ def test_dense_forward_same_bits_any_thread_count(at_threads, data, dtype):
         Z, A = _nan((N, M), dtype), _nan((N, M), dtype)
         kernels.dense_forward(data["X"], data["W"], data["b"], kernels.ACT_TANH, Z, A, parallel)
         return Z, A
-    _assert_same_bits_1_and_2_threads(at_threads, call)
+    assert_same_bits_1_and_2_threads(at_threads, call)
 
 
 def test_dense_backward_same_bits_any_thread_count(at_threads, data, dtype):
@@ -170,7 +138,7 @@ def test_dense_backward_same_bits_any_thread_count(at_threads, data, dtype):
                                       kernels.ACT_TANH, 30.0, 10.0, dZ, dW, db, dX, scratch,
                                       parallel)
         return dZ, dW, db, dX, scratch, cost
-    _assert_same_bits_1_and_2_threads(at_threads, call)
+    assert_same_bits_1_and_2_threads(at_threads, call)
 
 
 def test_softmax_cross_entropy_same_bits_any_thread_count(at_threads, data, dtype):
@@ -178,7 +146,7 @@ def test_softmax_cross_entropy_same_bits_any_thread_count(at_threads, data, dtyp
         dZ, row_loss = _nan((N, M), dtype), _nan(N)
         loss = kernels.softmax_cross_entropy(data["Z"], data["y"], dZ, row_loss, parallel)
         return dZ, row_loss, loss
-    _assert_same_bits_1_and_2_threads(at_threads, call)
+    assert_same_bits_1_and_2_threads(at_threads, call)
 
 
 def test_sigmoid_binary_cross_entropy_same_bits_any_thread_count(at_threads, data, dtype):
@@ -187,7 +155,7 @@ def test_sigmoid_binary_cross_entropy_same_bits_any_thread_count(at_threads, dat
         loss = kernels.sigmoid_binary_cross_entropy(data["Z"], data["Y"], dZ, row_loss,
                                                     parallel)
         return dZ, row_loss, loss
-    _assert_same_bits_1_and_2_threads(at_threads, call)
+    assert_same_bits_1_and_2_threads(at_threads, call)
 
 
 def test_mean_squared_error_same_bits_any_thread_count(at_threads, data, dtype):
@@ -195,7 +163,7 @@ def test_mean_squared_error_same_bits_any_thread_count(at_threads, data, dtype):
         dA, row_loss = _nan((N, M), dtype), _nan(N)
         loss = kernels.mean_squared_error(data["Z"], data["Y"], dA, row_loss, parallel)
         return dA, row_loss, loss
-    _assert_same_bits_1_and_2_threads(at_threads, call)
+    assert_same_bits_1_and_2_threads(at_threads, call)
 
 
 def test_softmax_same_bits_any_thread_count(at_threads, data, dtype):
@@ -203,7 +171,7 @@ def test_softmax_same_bits_any_thread_count(at_threads, data, dtype):
         P = _nan((N, M), dtype)
         kernels.softmax(data["Z"], P, parallel)
         return (P,)
-    _assert_same_bits_1_and_2_threads(at_threads, call)
+    assert_same_bits_1_and_2_threads(at_threads, call)
 
 
 def test_sgd_step_same_bits_any_thread_count(at_threads, data, dtype):
@@ -211,7 +179,7 @@ def test_sgd_step_same_bits_any_thread_count(at_threads, data, dtype):
         params = data["params"].copy()
         kernels.sgd_step(params, data["params"][::-1].copy(), 0.1, parallel)
         return (params,)
-    _assert_same_bits_1_and_2_threads(at_threads, call)
+    assert_same_bits_1_and_2_threads(at_threads, call)
 
 
 # --- serial vs parallel variants of the batch reductions ------------------------------------
@@ -223,10 +191,10 @@ def _serial_vs_parallel(at_threads, serial, parallel):
     p = at_threads(threads, parallel)
     for r in s:
         assert not np.isnan(np.asarray(r, dtype=np.float64)).any()
-    assert _bits(s) == _bits(p)
+    assert bits(s) == bits(p)
 
 
-def test_column_sums_serial_and_parallel_same_bits(at_threads, data, dtype):
+def test_column_sums_serial_and_parallel_samebits(at_threads, data, dtype):
     def run(variant):
         def call():
             scratch, out = _nan((kernels.n_blocks(N), M)), _nan(M, dtype)
@@ -237,7 +205,7 @@ def test_column_sums_serial_and_parallel_same_bits(at_threads, data, dtype):
                         run(_reduce._column_sums_parallel))
 
 
-def test_dense_backward_db_serial_and_parallel_same_bits(at_threads, data, dtype):
+def test_dense_backward_db_serial_and_parallel_samebits(at_threads, data, dtype):
     def run(variant):
         def call():
             dZ, db = _nan((N, M), dtype), _nan(M, dtype)
@@ -250,7 +218,7 @@ def test_dense_backward_db_serial_and_parallel_same_bits(at_threads, data, dtype
 
 
 @pytest.mark.parametrize("name, target", [("_softmax_ce", "y"), ("_bce", "Y"), ("_mse", "Y")])
-def test_losses_serial_and_parallel_same_bits(at_threads, data, dtype, name, target):
+def test_losses_serial_and_parallel_samebits(at_threads, data, dtype, name, target):
     def run(variant):
         def call():
             dZ, row_loss = _nan((N, M), dtype), _nan(N)
@@ -294,7 +262,7 @@ def _bn_backward_call(data, dtype, variant=None):
 
 
 def test_batchnorm_forward_train_same_bits_any_thread_count(at_threads, data, dtype):
-    _assert_same_bits_1_and_2_threads(at_threads, _bn_train_call(data, dtype))
+    assert_same_bits_1_and_2_threads(at_threads, _bn_train_call(data, dtype))
 
 
 def test_batchnorm_forward_infer_same_bits_any_thread_count(at_threads, data, dtype):
@@ -304,11 +272,11 @@ def test_batchnorm_forward_infer_same_bits_any_thread_count(at_threads, data, dt
                                         np.abs(data["b"]), 1e-5, kernels.ACT_RELU, inv_std, A,
                                         parallel)
         return inv_std, A
-    _assert_same_bits_1_and_2_threads(at_threads, call)
+    assert_same_bits_1_and_2_threads(at_threads, call)
 
 
 def test_batchnorm_backward_same_bits_any_thread_count(at_threads, data, dtype):
-    _assert_same_bits_1_and_2_threads(at_threads, _bn_backward_call(data, dtype))
+    assert_same_bits_1_and_2_threads(at_threads, _bn_backward_call(data, dtype))
 
 
 def test_dropout_forward_same_bits_any_thread_count(at_threads, data, dtype):
@@ -316,7 +284,7 @@ def test_dropout_forward_same_bits_any_thread_count(at_threads, data, dtype):
         mask, out = np.zeros((N, M), np.bool_), _nan((N, M), dtype)
         kernels.dropout_forward(data["Z"], 0.7, 99, 12, mask, out, parallel)
         return mask, out
-    _assert_same_bits_1_and_2_threads(at_threads, call)
+    assert_same_bits_1_and_2_threads(at_threads, call)
 
 
 def test_dropout_backward_same_bits_any_thread_count(at_threads, data, dtype):
@@ -325,10 +293,10 @@ def test_dropout_backward_same_bits_any_thread_count(at_threads, data, dtype):
         dX = _nan((N, M), dtype)
         kernels.dropout_backward(data["dA"], mask, 0.6, dX, parallel)
         return (dX,)
-    _assert_same_bits_1_and_2_threads(at_threads, call)
+    assert_same_bits_1_and_2_threads(at_threads, call)
 
 
-def test_batchnorm_serial_and_parallel_same_bits(at_threads, data, dtype):
+def test_batchnorm_serial_and_parallel_samebits(at_threads, data, dtype):
     """Each column is summed in row order in both variants: identical bytes."""
     _serial_vs_parallel(at_threads, _bn_train_call(data, dtype, batchnorm._bn_train_serial),
                         _bn_train_call(data, dtype, batchnorm._bn_train_parallel))
@@ -337,7 +305,7 @@ def test_batchnorm_serial_and_parallel_same_bits(at_threads, data, dtype):
                         _bn_backward_call(data, dtype, batchnorm._bn_backward_parallel))
 
 
-def test_dropout_serial_and_parallel_same_bits(at_threads, data, dtype):
+def test_dropout_serial_and_parallel_samebits(at_threads, data, dtype):
     def run(variant):
         def call():
             mask, out = np.zeros((N, M), np.bool_), _nan((N, M), dtype)
@@ -367,15 +335,15 @@ def _optim_call(name, data, dtype):
 
 
 def test_momentum_step_same_bits_any_thread_count(at_threads, data, dtype):
-    _assert_same_bits_1_and_2_threads(at_threads, _optim_call("momentum", data, dtype))
+    assert_same_bits_1_and_2_threads(at_threads, _optim_call("momentum", data, dtype))
 
 
 def test_rmsprop_step_same_bits_any_thread_count(at_threads, data, dtype):
-    _assert_same_bits_1_and_2_threads(at_threads, _optim_call("rmsprop", data, dtype))
+    assert_same_bits_1_and_2_threads(at_threads, _optim_call("rmsprop", data, dtype))
 
 
 def test_adam_step_same_bits_any_thread_count(at_threads, data, dtype):
-    _assert_same_bits_1_and_2_threads(at_threads, _optim_call("adam", data, dtype))
+    assert_same_bits_1_and_2_threads(at_threads, _optim_call("adam", data, dtype))
 
 
 # --- augmentation ---------------------------------------------------------------------------
@@ -403,14 +371,14 @@ def _shift_flip_call(data, variant=None):
 
 
 def test_add_gaussian_noise_same_bits_any_thread_count(at_threads, data):
-    _assert_same_bits_1_and_2_threads(at_threads, _noise_call(data))
+    assert_same_bits_1_and_2_threads(at_threads, _noise_call(data))
 
 
 def test_shift_flip_images_same_bits_any_thread_count(at_threads, data):
-    _assert_same_bits_1_and_2_threads(at_threads, _shift_flip_call(data))
+    assert_same_bits_1_and_2_threads(at_threads, _shift_flip_call(data))
 
 
-def test_augment_serial_and_parallel_same_bits(at_threads, data):
+def test_augment_serial_and_parallel_samebits(at_threads, data):
     _serial_vs_parallel(at_threads, _noise_call(data, augment._gaussian_noise_serial),
                         _noise_call(data, augment._gaussian_noise_parallel))
     _serial_vs_parallel(at_threads, _shift_flip_call(data, augment._shift_flip_serial),

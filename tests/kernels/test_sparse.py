@@ -5,7 +5,6 @@ dense_backward (plain NumPy in float64). Tolerances: the "gemm" entries of the s
 table, the inner dimension being a row's nonzeros (forward) or a feature's rows in the
 batch (dW); db and dZ are the dense kernel's own pass ("sum", "elementwise").
 """
-import numba
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -13,6 +12,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 
 import kernels
 import reference as ref
+from thread_counts import assert_same_bits_1_and_2_threads
 
 ACT_CODES = [pytest.param(code, id=name) for name, code in
              [("identity", kernels.ACT_IDENTITY), ("relu", kernels.ACT_RELU),
@@ -253,38 +253,13 @@ def test_csr_dense_backward_empty_batch_rows(dtype):
 
 # -- thread counts ------------------------------------------------------------------
 
-@pytest.fixture
-def at_threads():
-    before = numba.get_num_threads()
-
-    def run(n, fn):
-        numba.set_num_threads(n)
-        try:
-            return fn()
-        finally:
-            numba.set_num_threads(before)
-
-    yield run
-    numba.set_num_threads(before)
-
-
-def _same_bits_1_and_2_threads(at_threads, call):
-    bits = [r.tobytes() if isinstance(r, np.ndarray) else repr(r)
-            for r in at_threads(1, call)]
-    assert [r.tobytes() if isinstance(r, np.ndarray) else repr(r) for r in call(None)] == bits
-    if numba.config.NUMBA_NUM_THREADS < 2:
-        pytest.skip("one Numba thread available")
-    assert [r.tobytes() if isinstance(r, np.ndarray) else repr(r)
-            for r in at_threads(2, call)] == bits
-
-
 def test_csr_dense_forward_same_bits_any_thread_count(at_threads, dtype):
     """Covers _csr_forward_parallel."""
     rng = np.random.default_rng(8)
     X = _csr(rng, 1100, 2000, 0.01, dtype)
     W, b = _params(rng, 2000, 64, dtype)
     assert 1100 * 64 >= kernels.PARALLEL_MIN_SIZE
-    _same_bits_1_and_2_threads(
+    assert_same_bits_1_and_2_threads(
         at_threads, lambda parallel=True: _forward(X, W, b, kernels.ACT_TANH, parallel))
 
 
@@ -311,4 +286,4 @@ def test_csr_dense_backward_same_bits_any_thread_count(at_threads, dtype):
             out += [dZ, db, dW.copy(), cost, n_present]
         return out
 
-    _same_bits_1_and_2_threads(at_threads, call)
+    assert_same_bits_1_and_2_threads(at_threads, call)
