@@ -141,7 +141,9 @@ _ATTRIBUTES = """
         The trained network; ``model_.predict`` takes the (standardized if
         ``standardize``) features and returns {model_output}.
     history_ : nn.History
-        The per-epoch records of the latest ``fit`` or ``partial_fit`` call.
+        The per-epoch records of the latest ``fit`` or ``partial_fit`` call (its
+        ``final`` holds only the epoch: the estimator keeps no training data to
+        measure the rest; ``model_.evaluate`` does).
     n_iter_ : int
         Epochs trained since the network was built (``warm_start`` fits and
         ``partial_fit`` calls add theirs).
@@ -358,6 +360,7 @@ class _BaseMLP(BaseEstimator):
         self._layout_ = layout
         losses = list(history["loss"])
         self.model_ = model
+        history._release_data()   # an estimator keeps no training data
         self.history_ = history
         self.n_iter_ = done + len(losses)
         self.loss_curve_ = (self.loss_curve_ if resume else []) + losses

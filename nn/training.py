@@ -99,6 +99,13 @@ class History(dict):
         self.__dict__.pop("_pending_final", None)
         self._final = dict(value)
 
+    def _release_data(self):
+        """Forget the pending ``final`` measurement and with it the references to the
+        training data and the weights' copy (``final`` then holds only the epoch):
+        for an owner, such as the scikit-learn estimators, that keeps the History
+        but must not keep the data."""
+        self.__dict__.pop("_pending_final", None)
+
     def last(self):
         """The last epoch's values as a dict."""
         return {k: v[-1] for k, v in self.items()}

@@ -822,3 +822,16 @@ def test_precision_reaches_the_model_and_survives_clone(blobs3, make):
     model = twin.model_
     twin.set_params(warm_start=True, precision="fp32").fit(X, y)
     assert twin.model_ is not model and twin.model_.precision == "fp32"
+
+
+def test_the_estimator_keeps_no_reference_to_the_training_data():
+    import gc
+    import weakref
+    X = np.random.default_rng(0).random((60, 4)).astype(np.float32)
+    y = np.arange(60) % 3
+    probe = weakref.ref(X)
+    est = MLPClassifier((5,), epochs=2, random_state=0, dtype="float32").fit(X, y)
+    del X
+    gc.collect()
+    assert probe() is None
+    assert est.history_.final == {"epoch": 2}
