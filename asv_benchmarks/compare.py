@@ -432,18 +432,10 @@ def run_worker(kind, contender, blas="default", threads=None, model=None, batch=
 
 
 def cpu_model():
-    """(model name from /proc/cpuinfo or platform, os.cpu_count(), AVX-512 or None)."""
-    name, avx512 = platform.processor() or platform.machine(), None
-    try:
-        with open("/proc/cpuinfo") as fh:
-            lines = fh.readlines()
-        name = next(ln.split(":", 1)[1].strip() for ln in lines
-                    if ln.startswith("model name"))
-        flags = next((ln for ln in lines if ln.startswith("flags")), "").split()
-        avx512 = "avx512f" in flags
-    except (OSError, StopIteration):
-        pass
-    return name, os.cpu_count(), avx512
+    """(model name, os.cpu_count(), AVX-512: True, False or None where unknown)."""
+    from benchmarks.machine import cpu_fields, cpu_name, has_avx512
+    fields = cpu_fields()
+    return cpu_name(fields), os.cpu_count(), has_avx512(fields)
 
 
 def config_label(contender, blas):

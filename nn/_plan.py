@@ -18,18 +18,17 @@ from kernels import plan as kp
 
 from ._layout import staggered_buffers
 from .augment import Augment
-from .layers import Activation, BatchNorm, Dense, Dropout
+from .layers import Activation, BatchNorm, Dense, Dropout, is_library_layer
 from .losses import BinaryCrossEntropy, MeanSquaredError, SoftmaxCrossEntropy
 from .optimizers import SGD, Adam, Momentum, RMSprop
 
-_LAYERS = (Dense, Activation, BatchNorm, Dropout)
 _LOSSES = (SoftmaxCrossEntropy, BinaryCrossEntropy, MeanSquaredError)
 _OPTIMIZERS = (SGD, Momentum, RMSprop, Adam)
 
 
 def supports(model, loss, optimizer, augment):
     """Whether the plan can run this training (else fit takes the reference path)."""
-    return (all(type(layer) in _LAYERS for layer in model.layers)
+    return (all(is_library_layer(layer) for layer in model.layers)
             and type(loss) in _LOSSES and type(optimizer) in _OPTIMIZERS
             and (augment is None or type(augment) is Augment))
 

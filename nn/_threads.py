@@ -75,9 +75,10 @@ def training_threads():
     """``fit``'s counts, for the duration of the call: ``set_num_threads``'s choice, or
     without one the process's counts, with Numba's share ``numba_threads(n)`` (Numba's
     count is per OS thread, so the caller's own parallel code keeps its count)."""
-    use_chosen_threads()
+    use_chosen_threads()   # with a choice, the counts are set: nothing more to do
     before = numba.get_num_threads()
-    numba.set_num_threads(numba_threads(before if _chosen is None else _chosen))
+    if _chosen is None:
+        numba.set_num_threads(numba_threads(before))
     try:
         yield
     finally:

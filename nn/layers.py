@@ -441,3 +441,9 @@ class Dropout(Layer):
 
 #: Layer classes by name, for rebuilding a model from its JSON config.
 LAYER_TYPES = {cls.__name__: cls for cls in (Dense, Activation, BatchNorm, Dropout)}
+
+
+def is_library_layer(layer):
+    """Whether ``layer`` is one of LAYER_TYPES exactly (not a subclass of the user's):
+    what a config can rebuild and the compiled plan can run."""
+    return LAYER_TYPES.get(type(layer).__name__) is type(layer)

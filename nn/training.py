@@ -21,7 +21,7 @@ from .augment import Augment
 # nn.training still find them.
 from .callbacks import Callback, EarlyStopping, ModelCheckpoint  # noqa: F401
 from .data import epoch_order
-from .layers import LAYER_TYPES, BatchNorm, Dense, gives_one_row_batch
+from .layers import BatchNorm, Dense, gives_one_row_batch, is_library_layer
 from .optimizers import SGD, check_optimizer
 from . import _plan, _sparse
 
@@ -459,8 +459,7 @@ def _fit(model, X, y, *, loss, optimizer, epochs, batch_size, l2, l1, schedule,
     # no dropout, no augmentation), for the diagnosis.
     history.final.setdefault("epoch", history.epochs[-1])
     # Sequential.copy rebuilds only the library's layer classes.
-    copyable = all(LAYER_TYPES.get(type(layer).__name__) is type(layer)
-                   for layer in model.layers)
+    copyable = all(is_library_layer(layer) for layer in model.layers)
     measure = _final_metrics(model, copyable, X, T, dev, loss, where)
     if copyable:
         history._pending_final = measure

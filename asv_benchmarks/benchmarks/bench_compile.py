@@ -70,7 +70,8 @@ class FirstStep:
         return FIRST_STEP
 
 
-class FirstStepColdCache:
+class _ColdCache:
+    """Each timing in a fresh, empty Numba cache folder (``self.cache``), once."""
     timeout = 600
     repeat = 1
     number = 1
@@ -81,24 +82,17 @@ class FirstStepColdCache:
     def teardown(self):
         shutil.rmtree(self.cache, ignore_errors=True)
 
+
+class FirstStepColdCache(_ColdCache):
     def track_first_step_cold_cache(self):
         return first_step_seconds(self.cache)
 
     track_first_step_cold_cache.unit = "seconds"
 
 
-class CliDigitsColdCache:
+class CliDigitsColdCache(_ColdCache):
     """``python -m nn`` on the digits with an empty cache: the compile seconds it reports
     (the issue's target: under 4 s) and its whole fit."""
-    timeout = 600
-    repeat = 1
-    number = 1
-
-    def setup(self):
-        self.cache = tempfile.mkdtemp()
-
-    def teardown(self):
-        shutil.rmtree(self.cache, ignore_errors=True)
 
     def track_cli_compile_cold_cache(self):
         return cli_compile_seconds(self.cache)[0]

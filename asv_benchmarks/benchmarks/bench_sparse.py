@@ -52,6 +52,8 @@ import time
 
 import numpy as np
 
+from .machine import cpu_model
+
 N_ROWS, N_FEATURES, NNZ_PER_ROW, N_CLASSES = 100_000, 100_000, 100, 20
 HIDDEN, BATCH, LR = 256, 256, 1e-3
 RESULT_PREFIX = "BENCH_SPARSE_RESULT "
@@ -319,18 +321,6 @@ def worker(args):
 
 # -- driver ------------------------------------------------------------------------------
 
-def _cpu_model():
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
-    return platform.processor() or platform.machine()
-
-
 def _run(contender, threads, steps, data, warm, timeout=900):
     env = dict(os.environ)
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
@@ -373,7 +363,7 @@ def main(argv=None):
     import numba
     import scipy
     import sklearn
-    print(f"CPU: {_cpu_model()}, {os.cpu_count()} cores; Python {sys.version.split()[0]}, "
+    print(f"CPU: {cpu_model()}, {os.cpu_count()} cores; Python {sys.version.split()[0]}, "
           f"NumPy {np.__version__}, SciPy {scipy.__version__}, Numba {numba.__version__}, "
           f"scikit-learn {sklearn.__version__}", flush=True)
     X, y = make_text_like()

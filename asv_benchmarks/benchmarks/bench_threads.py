@@ -52,6 +52,7 @@ import timeit
 import numpy as np
 
 from .common import Benchmark, build_mlp, mnist_like, set_threads
+from .machine import cpu_model
 
 N_ROWS = 2048
 
@@ -165,29 +166,6 @@ MODELS = {"mlp": {}, "bn+dropout": {"batch_norm": True, "keep_prob": 0.8}}
 MATRIX_BATCHES = (32, 256, 1024)
 LR = 1e-3
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def cpu_model():
-    """The CPU's model name from /proc/cpuinfo (with family/model/stepping when the
-    name is as terse as a VM's "AMD EPYC"), or platform.processor()."""
-    fields = {}
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if ":" in line:
-                    key, value = (s.strip() for s in line.split(":", 1))
-                    fields.setdefault(key, value)
-                elif fields:
-                    break
-    except OSError:
-        import platform
-        return platform.processor() or "unknown CPU"
-    name = fields.get("model name", "unknown CPU")
-    flags = fields.get("flags", "").split()
-    extra = [f"family {fields['cpu family']} model {fields['model']}"] if "cpu family" in fields else []
-    if "avx512f" in flags:
-        extra.append("AVX-512")
-    return f"{name} ({', '.join(extra)})" if extra else name
 
 
 def _child_env(combo_env):
